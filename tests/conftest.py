@@ -1,0 +1,27 @@
+"""Shared fixtures: real datasets when the data root exists, skips with a clear reason otherwise."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from medsecure_transforms.data import find_data_root
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The resolved data root; skips the test when ../shared/data (or $MEDSECURE_DATA_ROOT) is absent."""
+    root = find_data_root()
+    if root is None:
+        pytest.skip("real datasets not found: set MEDSECURE_DATA_ROOT or place ../shared/data beside the repo")
+    return root
+
+
+def require_dataset(root, name: str):
+    """Skip unless dataset ``name`` exists under ``root``."""
+    if not (root / name / "dataset.json").is_file():
+        pytest.skip(f"dataset {name!r} not present under {root}")
+    return root / name
