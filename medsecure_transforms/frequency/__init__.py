@@ -1,0 +1,16 @@
+"""Pure math: block DCT, colour conversion, Fourier features, n-D wavelet subbands (torch-first, batched)."""
+
+from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .dct import (
+    block_dct2,
+    block_idct2,
+    block_quantize_roundtrip,
+    crop_to_size,
+    dct2_basis,
+    dct_matrix,
+    dequantize,
+    from_blocks,
+    pad_to_block,
+    quantize,
+    to_blocks,
+)

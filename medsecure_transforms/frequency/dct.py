@@ -1,0 +1,124 @@
+"""Orthonormal block DCT-II / DCT-III (JPEG layout) and table quantization on batched tensors.
+
+Every function works on the last two axes ``[..., H, W]`` of a tensor of any leading shape (``[B, C, H, W]``,
+or ``[B, C, D, H, W]`` for per-slice processing of a volume moved to ``[..., H, W]``), on any device and in the
+input's floating dtype. Coefficients keep the spatial layout of JPEG: the ``b x b`` tile at block ``(i, j)``
+holds that block's coefficients, frequency ``(k, l)`` at ``(i*b + k, j*b + l)``.
+Internally a block is a vector of ``b*b`` values and the 2D transform is one matrix product with
+``kron(D, D)`` (``D`` the 1D DCT-II matrix), so a whole image is two GEMMs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+BLOCK = 8
+
+
+def dct_matrix(n: int = BLOCK, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None):
+    """Orthonormal DCT-II matrix ``D`` of shape ``[n, n]``: ``D[k, i] = a_k cos(pi (2i + 1) k / 2n)``.
+
+    ``D @ x`` is ``scipy.fft.dct(x, norm="ortho")`` and ``D.T`` is its inverse (DCT-III).
+    """
+    i = torch.arange(n, dtype=torch.float64)
+    d = torch.cos(math.pi * (2 * i[None, :] + 1) * i[:, None] / (2 * n)) * math.sqrt(2.0 / n)
+    d[0] /= math.sqrt(2.0)
+    return d.to(dtype=dtype, device=device)
+
+
+def dct2_basis(n: int = BLOCK, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None):
+    """``kron(D, D)`` of shape ``[n*n, n*n]``: maps a row-major flattened block to its flattened 2D DCT-II."""
+    d = dct_matrix(n, dtype=torch.float64)
+    return torch.kron(d, d).to(dtype=dtype, device=device)
+
+
+def pad_to_block(x: torch.Tensor, block: int = BLOCK) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad the last two axes at the bottom/right by edge replication (as libjpeg does) to multiples of ``block``.
+
+    Returns the padded tensor and the original ``(H, W)`` for :func:`crop_to_size`.
+    """
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % block, (-w) % block
+    if pad_h == 0 and pad_w == 0:
+        return x, (h, w)
+    flat = x.reshape(-1, 1, h, w)
+    padded = F.pad(flat, (0, pad_w, 0, pad_h), mode="replicate")
+    return padded.reshape(*x.shape[:-2], h + pad_h, w + pad_w), (h, w)
+
+
+def crop_to_size(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Undo :func:`pad_to_block`: keep the top-left ``size = (H, W)`` of the last two axes."""
+    return x[..., : size[0], : size[1]]
+
+
+def to_blocks(x: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
+    """``[..., H, W]`` (multiples of ``block``) -> ``[..., H/b, W/b, b*b]`` row-major flattened blocks."""
+    *lead, h, w = x.shape
+    if h % block or w % block:
+        raise ValueError(f"spatial size {(h, w)} is not a multiple of the block size {block}; pad first")
+    tiles = x.reshape(*lead, h // block, block, w // block, block).transpose(-3, -2)
+    return tiles.reshape(*lead, h // block, w // block, block * block)
+
+
+def from_blocks(blocks: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
+    """Inverse of :func:`to_blocks`: ``[..., Hb, Wb, b*b]`` -> ``[..., Hb*b, Wb*b]``."""
+    *lead, hb, wb, _ = blocks.shape
+    tiles = blocks.reshape(*lead, hb, wb, block, block).transpose(-3, -2)
+    return tiles.reshape(*lead, hb * block, wb * block)
+
+
+def _basis_like(x: torch.Tensor, block: int) -> torch.Tensor:
+    if not x.is_floating_point():
+        raise TypeError(f"block DCT needs a floating-point tensor, got {x.dtype}")
+    return dct2_basis(block, dtype=x.dtype, device=x.device)
+
+
+def block_dct2(x: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
+    """Orthonormal 2D DCT-II of every ``block x block`` tile of ``x [..., H, W]`` (H, W multiples of ``block``)."""
+    return from_blocks(to_blocks(x, block) @ _basis_like(x, block).T, block)
+
+
+def block_idct2(coefficients: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
+    """Inverse of :func:`block_dct2` (orthonormal 2D DCT-III per tile)."""
+    return from_blocks(to_blocks(coefficients, block) @ _basis_like(coefficients, block), block)
+
+
+def _table_like(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    table = torch.as_tensor(table, dtype=x.dtype, device=x.device)
+    if table.ndim != 2 or table.shape[0] != table.shape[1]:
+        raise ValueError(f"quantization table must be square [b, b], got shape {tuple(table.shape)}")
+    if not bool(torch.isfinite(table).all()) or bool((table <= 0).any()):
+        raise ValueError("quantization table steps must be finite and > 0")
+    return table
+
+
+def quantize(coefficients: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``round(C / Q)`` per tile (Q tiled over the JPEG-layout coefficients ``[..., H, W]``); float integers."""
+    table = _table_like(table, coefficients)
+    b = table.shape[0]
+    return from_blocks(torch.round(to_blocks(coefficients, b) / table.reshape(-1)), b)
+
+
+def dequantize(levels: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``levels * Q`` per tile: the reconstruction of :func:`quantize`."""
+    table = _table_like(table, levels)
+    b = table.shape[0]
+    return from_blocks(to_blocks(levels, b) * table.reshape(-1), b)
+
+
+def block_quantize_roundtrip(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``IDCT(Q * round(DCT(x) / Q))`` per block of ``x [..., H, W]``, any ``H, W >= 1`` (edge-pad, crop back).
+
+    Equals ``block_idct2(dequantize(quantize(block_dct2(x), Q), Q))`` on padded input, fused into two GEMMs:
+    the division by ``Q`` is folded into the forward basis and the multiplication into the inverse one.
+    """
+    table = _table_like(table, x)
+    b = table.shape[0]
+    basis = _basis_like(x, b)
+    steps = table.reshape(-1)
+    padded, size = pad_to_block(x, b)
+    levels = torch.round(to_blocks(padded, b) @ (basis.T / steps))
+    return crop_to_size(from_blocks(levels @ (steps[:, None] * basis), b), size)
