@@ -114,7 +114,8 @@ def jpeg_table(quality: int, chroma: bool = False) -> QuantTable:
     base = np.asarray(JPEG_CHROMINANCE if chroma else JPEG_LUMINANCE, dtype=np.int64)
     steps = np.clip((base * scale + 50) // 100, 1, 255)
     kind = "chrominance" if chroma else "luminance"
-    return QuantTable(steps.tolist(), f"JPEG({quality}){'-chroma' if chroma else ''}", {"kind": f"jpeg-{kind}", "quality": quality})
+    name = f"JPEG({quality}){'-chroma' if chroma else ''}"
+    return QuantTable(steps.tolist(), name, {"kind": f"jpeg-{kind}", "quality": quality})
 
 
 def band_std(images: Iterable[torch.Tensor], intensity_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:

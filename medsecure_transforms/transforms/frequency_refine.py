@@ -64,7 +64,9 @@ class BlockQuantize(Transform):
 
 def _quantizer(table, intensity_range, color, straight_through) -> BlockDCTQuantizer:
     return BlockDCTQuantizer(
-        table, color=color, intensity_range=(0.0, 1.0) if intensity_range is None else intensity_range,
+        table,
+        color=color,
+        intensity_range=(0.0, 1.0) if intensity_range is None else intensity_range,
         straight_through=straight_through,
     )
 
