@@ -1,0 +1,1 @@
+"""Workflows on top of the methods: robustness evaluation (``robustness``) and the MLflow helper (``tracking``)."""
