@@ -1,5 +1,6 @@
 """Defense methods: plain classes with explicit parameters, calibration steps and JSON-serialisable state."""
 
+from .fft_detect import AdversarialInputRejected, FFTDetector, min_calibration_size, threshold_at_fpr
 from .frequency_refine import BlockDCTQuantizer, fit_defensive_table, frequency_refine, jpeg_quantizer
 from .quant_tables import (
     JPEG_CHROMINANCE,
@@ -11,3 +12,5 @@ from .quant_tables import (
     fixed_layout_table,
     jpeg_table,
 )
+from .reconstruction import ARCHITECTURES, ReconstructionModel, build_network
+from .reformer import Reformer

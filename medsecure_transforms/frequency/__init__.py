@@ -14,3 +14,4 @@ from .dct import (
     quantize,
     to_blocks,
 )
+from .fourier import DOMAINS, fourier_magnitude, to_domain

@@ -1,0 +1,6 @@
+"""Networks MONAI does not ship: the MagNet autoencoders and a CPU-sized FC-DenseNet (Tiramisu)."""
+
+from .fc_densenet import FCDenseNet
+from .magnet import MagNetAutoEncoderI, MagNetAutoEncoderII
+
+__all__ = ["FCDenseNet", "MagNetAutoEncoderI", "MagNetAutoEncoderII"]
