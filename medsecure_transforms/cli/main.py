@@ -9,6 +9,7 @@ import sys
 # One line per subcommand module; each defines ``register(subparsers)`` and sets ``func`` on its parser.
 SUBCOMMAND_MODULES = (
     "medsecure_transforms.cli.demo",
+    "medsecure_transforms.cli.evaluate",
 )
 
 

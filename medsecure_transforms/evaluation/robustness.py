@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,14 @@ def _sample_id(image: object, index: int) -> str:
     meta = getattr(image, "meta", None) or {}
     source = meta.get("filename_or_obj")
     return Path(str(source)).name if source else str(index)
+
+
+def _describe(obj: object) -> str:
+    """Short, address-free description of a callable for reports: ``shift_mask(offset=[0, 48])``, ``BPDA``."""
+    if isinstance(obj, partial):
+        arguments = [repr(a) for a in obj.args] + [f"{k}={v!r}" for k, v in obj.keywords.items()]
+        return f"{_describe(obj.func)}({', '.join(arguments)})"
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
 def _batches(samples: Iterable[Mapping], batch_size: int) -> Iterable[list[tuple[int, Mapping]]]:
@@ -68,6 +77,7 @@ def evaluate_robustness(
     output_dir: str | Path,
     defenses: Mapping[str, Callable] | None = None,
     target_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    attack_model: torch.nn.Module | None = None,
     regions: Mapping[str, Sequence[int]] | None = None,
     batch_size: int = 1,
     per_sample_defense: bool = True,
@@ -90,6 +100,9 @@ def evaluate_robustness(
             ``_``, ``-``.
         target_fn: maps labels ``[B, 1, *spatial]`` to attack targets (see :mod:`medsecure_transforms.attacks.targets`);
             required for targeted attacks, ignored for untargeted ones (they attack the label).
+        attack_model: the network the attacker differentiates, default ``model``; pass e.g.
+            ``BPDA(model, defense)`` or ``EOT(model, defense)`` for an adaptive attack on that defense (the attack's
+            ``attack/target_iou`` then refers to the defended prediction).
         regions: ``{name: classes}`` scored as binary structures, e.g. ``{"disc": [1, 2], "cup": [2]}``; default one
             region per foreground class.
         batch_size: samples attacked together (samples of one batch must share a shape).
@@ -132,7 +145,7 @@ def evaluate_robustness(
         num_classes = clean_logits.shape[1]
         if regions is None:
             regions = default_regions(num_classes)
-        result: AttackResult = attack(model, images, target)
+        result: AttackResult = attack(attack_model if attack_model is not None else model, images, target)
         preds = {"benign": clean_logits.argmax(dim=1, keepdim=True), "adversarial": _predict(model, result.adversarial)}
         defense_seconds: dict[str, float] = {}
         for name, defense in defenses.items():
@@ -170,9 +183,10 @@ def evaluate_robustness(
         summary["attack/success_rate"] = {
             "mean": float(np.mean([r["attack/target_iou"] >= success_iou for r in rows])), "std": 0.0, "n": len(rows)}
     conditions = list(preds)
-    params = {"attack": attack.params(), "defenses": {name: repr(d) for name, d in defenses.items()},
+    params = {"attack": attack.params(), "defenses": {name: _describe(d) for name, d in defenses.items()},
               "regions": {k: list(v) for k, v in regions.items()}, "num_classes": num_classes,
-              "target_fn": repr(target_fn) if attack.targeted else "label (untargeted)",
+              "target_fn": _describe(target_fn) if attack.targeted else "label (untargeted)",
+              "attack_model": "model" if attack_model is None else _describe(attack_model),
               "success_iou": success_iou, "batch_size": batch_size, "samples": len(rows)}
     files = {
         "json": write_json(output_dir / "robustness.json",
