@@ -2,5 +2,6 @@
 
 from .fc_densenet import FCDenseNet
 from .magnet import MagNetAutoEncoderI, MagNetAutoEncoderII
+from .oct_codec import OCTCodecNet, ScalarQuantizer
 
-__all__ = ["FCDenseNet", "MagNetAutoEncoderI", "MagNetAutoEncoderII"]
+__all__ = ["FCDenseNet", "MagNetAutoEncoderI", "MagNetAutoEncoderII", "OCTCodecNet", "ScalarQuantizer"]

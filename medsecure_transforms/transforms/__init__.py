@@ -9,3 +9,17 @@ from .frequency_refine import (
     FrequencyRefineDict,
 )
 from .jpeg import JPEGQuantize, JPEGQuantizeD, JPEGQuantized, JPEGQuantizeDict
+from .oct import (
+    OCTCodec,
+    OCTCodecD,
+    OCTCodecd,
+    OCTCodecDict,
+    OCTDenoise,
+    OCTDenoised,
+    OCTGrayscale,
+    OCTGrayscaled,
+    OCTRetinaCrop,
+    OCTRetinaCropd,
+    OCTRetinaPlace,
+    OCTRetinaPlaced,
+)
