@@ -116,7 +116,7 @@ def train(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     cache_dir = Path(args.cache_dir)
     train_set = load_canvases("training", not args.no_preprocessing, cache_dir, args.data_root)
-    val_set = load_canvases("validation", not args.no_preprocessing, cache_dir, args.data_root)
+    val_set = load_canvases("validation", not args.no_preprocessing, cache_dir, args.data_root)[: args.val_limit]
     channels = RATIO_PRESETS[args.ratio]
     if args.no_skips:  # every symbol in the bottleneck, same Eq. (1) ratio: C0 + 4 C1 + 16 C2 + 64 C3
         channels = (sum(c * 4**i for i, c in enumerate(channels)), 0, 0, 0)
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lam", type=float, default=100.0, help="MS-SSIM weight lambda")
     parser.add_argument("--disc-channels", type=int, default=16, help="PatchGAN width (pix2pix: 64)")
     parser.add_argument("--val-every", type=int, default=100)
+    parser.add_argument("--val-limit", type=int, default=None, help="first N validation canvases only")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "medsecure" / "oct_codec"))
