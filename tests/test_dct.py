@@ -85,6 +85,17 @@ class TestBlockDCT(unittest.TestCase):
         self.assertEqual(tuple(out.shape), shape)
         np.testing.assert_allclose(out.numpy(), expected, atol=1e-9)
 
+    def test_affine_coding_space_is_folded_in(self):
+        rng = np.random.default_rng(4)
+        x = rng.uniform(0, 1, size=(2, 16, 8))
+        table = rng.integers(1, 60, size=(8, 8)).astype(float)
+        z = 255 * x - 128
+        expected = (blockwise(lambda t: ref_idct(np.round(ref_dct(t) / table) * table), z) + 128) / 255
+        out = block_quantize_roundtrip(torch.tensor(x), torch.tensor(table), gain=255.0, shift=-128.0)
+        np.testing.assert_allclose(out.numpy(), expected, atol=1e-10)
+        with self.assertRaisesRegex(ValueError, "gain"):
+            block_quantize_roundtrip(torch.tensor(x), torch.tensor(table), gain=0.0)
+
     def test_pad_replicates_edges(self):
         x = torch.arange(10.0).reshape(1, 1, 2, 5)
         padded, size = pad_to_block(x)

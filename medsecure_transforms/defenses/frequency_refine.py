@@ -93,8 +93,8 @@ class BlockDCTQuantizer:
             raise ValueError(f"image plane {tuple(x.shape[2:4])} is smaller than one {BLOCK}x{BLOCK} block")
         if self.color == "ycbcr" and x.shape[1] != 3:
             raise ValueError(f"color='ycbcr' needs 3 channels (RGB), got {x.shape[1]} in shape {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("input contains NaN or Inf")
+        if not bool(torch.isfinite(x.detach().sum())):  # one reduction instead of an elementwise pass
+            raise ValueError("input contains NaN or Inf (or values so large their sum overflows)")
 
     def to_coding_space(self, x: torch.Tensor) -> torch.Tensor:
         """Intensities -> 8-bit scale (-> YCbCr), the space where the tables apply (before the level shift)."""
@@ -102,34 +102,35 @@ class BlockDCTQuantizer:
         x = (x - lo) * (EIGHT_BIT / (hi - lo))
         return rgb_to_ycbcr(x) if self.color == "ycbcr" else x
 
-    def from_coding_space(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`to_coding_space`, clipped to ``intensity_range``."""
-        lo, hi = self.intensity_range
-        x = ycbcr_to_rgb(x) if self.color == "ycbcr" else x
-        return (x * ((hi - lo) / EIGHT_BIT) + lo).clamp(lo, hi)
-
-    def _roundtrip_planes(self, x: torch.Tensor) -> torch.Tensor:
-        """Quantize the last two axes of ``[B, C, ..., H, W]`` in coding space."""
+    def _roundtrip_planes(
+        self, x: torch.Tensor, gain: float, shift: float, clip: tuple[float, float] | None = None
+    ) -> torch.Tensor:
+        """Quantize the last two axes of ``[B, C, ..., H, W]``; ``gain * x + shift`` is the level-shifted code."""
         luma = self.table.as_tensor(x.dtype, x.device)
-        shifted = x - LEVEL_SHIFT
         if self.chroma_table is None:
-            out = block_quantize_roundtrip(shifted, luma)
-        else:
-            chroma = self.chroma_table.as_tensor(x.dtype, x.device)
-            out = torch.cat(
-                [block_quantize_roundtrip(shifted[:, :1], luma), block_quantize_roundtrip(shifted[:, 1:], chroma)], 1
-            )
-        return out + LEVEL_SHIFT
+            return block_quantize_roundtrip(x, luma, gain, shift, clip)
+        chroma = self.chroma_table.as_tensor(x.dtype, x.device)
+        planes = [
+            block_quantize_roundtrip(x[:, :1], luma, gain, shift, clip),
+            block_quantize_roundtrip(x[:, 1:], chroma, gain, shift, clip),
+        ]
+        return torch.cat(planes, 1)
+
+    def _quantize(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.intensity_range
+        if self.color == "ycbcr":
+            out = self._roundtrip_planes(self.to_coding_space(x), 1.0, -LEVEL_SHIFT)
+            return (ycbcr_to_rgb(out) * ((hi - lo) / EIGHT_BIT) + lo).clamp_(lo, hi)
+        gain = EIGHT_BIT / (hi - lo)
+        return self._roundtrip_planes(x, gain, -gain * lo - LEVEL_SHIFT, (lo, hi))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Quantized ``x`` (same shape, dtype and device)."""
+        """Quantized ``x`` (same shape, dtype and device), clipped to ``intensity_range``."""
         self._check(x)
-        coded = self.to_coding_space(x)
         if x.ndim == 5:
-            out = self._roundtrip_planes(coded.movedim(-1, 2)).movedim(2, -1)
+            out = self._quantize(x.movedim(-1, 2)).movedim(2, -1)
         else:
-            out = self._roundtrip_planes(coded)
-        out = self.from_coding_space(out)
+            out = self._quantize(x)
         if self.straight_through:
             return x + (out - x).detach()
         return out

@@ -109,16 +109,44 @@ def dequantize(levels: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return from_blocks(to_blocks(levels, b) * table.reshape(-1), b)
 
 
-def block_quantize_roundtrip(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """``IDCT(Q * round(DCT(x) / Q))`` per block of ``x [..., H, W]``, any ``H, W >= 1`` (edge-pad, crop back).
+def block_quantize_roundtrip(
+    x: torch.Tensor,
+    table: torch.Tensor,
+    gain: float = 1.0,
+    shift: float = 0.0,
+    clip: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """Quantize ``z = gain * x + shift`` per 8x8 block and return the reconstruction mapped back to ``x`` units.
 
-    Equals ``block_idct2(dequantize(quantize(block_dct2(x), Q), Q))`` on padded input, fused into two GEMMs:
-    the division by ``Q`` is folded into the forward basis and the multiplication into the inverse one.
+    Computes ``(IDCT(Q * round(DCT(z) / Q)) - shift) / gain`` on every block of ``x [..., H, W]``, any
+    ``H, W >= 1`` (edge-padded, cropped back). Equals ``block_idct2(dequantize(quantize(block_dct2(z), Q), Q))``
+    on padded input, fused into two GEMMs with bias: the affine map and ``1 / Q`` fold into the forward basis,
+    ``Q`` and the inverse map into the inverse basis (so e.g. ``[0, 1]`` images are coded on the 8-bit scale with
+    JPEG's level shift, ``gain=255, shift=-128``, at no extra pass over the data). ``clip = (low, high)``
+    clamps the result in ``x`` units, fused with the copy back to image layout.
     """
+    if gain == 0 or not math.isfinite(gain) or not math.isfinite(shift):
+        raise ValueError(f"gain must be finite and non-zero and shift finite, got gain={gain}, shift={shift}")
     table = _table_like(table, x)
     b = table.shape[0]
     basis = _basis_like(x, b)
     steps = table.reshape(-1)
+    forward = basis.T * (gain / steps)
+    forward_bias = basis.sum(1) * (shift / steps)  # DCT of the constant block ``shift``, in steps
+    inverse = basis * (steps[:, None] / gain)
     padded, size = pad_to_block(x, b)
-    levels = torch.round(to_blocks(padded, b) @ (basis.T / steps))
-    return crop_to_size(from_blocks(levels @ (steps[:, None] * basis), b), size)
+    blocks = to_blocks(padded, b)
+    flat = blocks.reshape(-1, b * b)
+    levels = torch.addmm(forward_bias, flat, forward).round_()
+    recon = torch.addmm(inverse.new_full((b * b,), -shift / gain), levels, inverse)
+    *lead, hb, wb, _ = blocks.shape
+    tiles = recon.reshape(*lead, hb, wb, b, b).transpose(-3, -2)
+    if torch.is_grad_enabled() and recon.requires_grad:  # ``out=`` kernels do not record autograd
+        tiles = tiles if clip is None else tiles.clamp(*clip)
+        return crop_to_size(tiles.reshape(padded.shape), size)
+    out = torch.empty(padded.shape, dtype=x.dtype, device=x.device)
+    if clip is None:
+        out.view(tiles.shape).copy_(tiles)
+    else:
+        torch.clamp(tiles, *clip, out=out.view(tiles.shape))
+    return crop_to_size(out, size)
