@@ -1,0 +1,191 @@
+"""End-to-end MONAI Deploy app: DICOM series -> defended bundle inference -> DICOM SEG + detector report.
+
+The bundle is built here: a 1x1x1 convolution whose logits make the class a step function of the scaled intensity
+(background < 0.3 <= label 1 < 0.6 <= label 2), with the hippocampus bundle's layout (Orientation, ScaleIntensity,
+Resize to the network size, Invertd). The SEG read back with highdicom must equal the prediction of the same
+bundle run by MONAI on the NIfTI file the DICOM series was made from, defense included.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import torch
+
+pytest.importorskip("monai.deploy.operators", reason="the 'deploy' extra (monai-deploy-app-sdk) is not installed")
+hd = pytest.importorskip("highdicom", reason="the 'deploy' extra (highdicom) is not installed")
+
+from monai.bundle import ConfigParser  # noqa: E402
+
+from medsecure_transforms.data.dicom_series import DicomSeriesError, nifti_to_dicom_series  # noqa: E402
+from medsecure_transforms.defenses import fixed_layout_table  # noqa: E402
+from medsecure_transforms.deploy.app import run_app  # noqa: E402
+from medsecure_transforms.deploy.operators import DETECTOR_REPORT  # noqa: E402
+from medsecure_transforms.transforms import FrequencyRefined  # noqa: E402
+
+NETWORK_SIZE = [16, 16, 16]
+TABLE = fixed_layout_table((20, 10, 60))
+AFFINE = np.array([[-0.9, 0, 0, 30.0], [0, 1.1, 0, -20.0], [0, 0, 2.5, 5.0], [0, 0, 0, 1]])
+
+
+def _write_bundle(folder: Path) -> Path:
+    (folder / "configs").mkdir(parents=True)
+    (folder / "models").mkdir()
+    image_format = {"type": "image", "num_channels": 1, "spatial_shape": NETWORK_SIZE, "value_range": [0, 1]}
+    pred_format = {"type": "image", "num_channels": 3, "spatial_shape": NETWORK_SIZE, "value_range": [0, 2]}
+    formats = {"inputs": {"image": image_format}, "outputs": {"pred": pred_format}}
+    meta = {"version": "0.0.1", "network_data_format": formats}
+    (folder / "configs" / "metadata.json").write_text(json.dumps(meta))
+    preprocessing = [
+        {"_target_": "LoadImaged", "keys": "image", "image_only": True},
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
+        {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS", "labels": None},
+        {"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0},
+        {"_target_": "Resized", "keys": "image", "spatial_size": NETWORK_SIZE, "mode": "trilinear"},
+    ]
+    postprocessing = [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
+         "nearest_interp": True, "to_tensor": True},
+    ]
+    inference = {
+        "imports": ["$import torch"],
+        "network_def": {"_target_": "torch.nn.Conv3d", "in_channels": 1, "out_channels": 3, "kernel_size": 1},
+        "network": "@network_def",
+        "preprocessing": {"_target_": "Compose", "transforms": preprocessing},
+        "inferer": {"_target_": "SimpleInferer"},
+        "postprocessing": {"_target_": "Compose", "transforms": postprocessing},
+    }
+    (folder / "configs" / "inference.json").write_text(json.dumps(inference))
+    conv = torch.nn.Conv3d(1, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([0.0, 10.0, 20.0]).view(3, 1, 1, 1, 1))
+        conv.bias.copy_(torch.tensor([0.0, -3.0, -9.0]))
+    torch.save(conv.state_dict(), folder / "models" / "model.pt")
+    return folder
+
+
+def _phantom(path: Path) -> Path:
+    """Noisy background with an ellipsoid split into a 500 half (label 1) and a 1000 half (label 2)."""
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 150, size=(20, 24, 16)).astype(np.int16)
+    x, y, z = np.meshgrid(*[np.arange(n) for n in volume.shape], indexing="ij")
+    inside = ((x - 10) / 7) ** 2 + ((y - 12) / 9) ** 2 + ((z - 8) / 6) ** 2 < 1
+    volume[inside & (y < 12)], volume[inside & (y >= 12)], volume[0, 0, 0] = 500, 1000, 0
+    nib.save(nib.Nifti1Image(volume, AFFINE), path)
+    return path
+
+
+def _defense():
+    return FrequencyRefined(keys="image", table=TABLE)
+
+
+def _mean_detector(image):
+    return {"score": float(image.mean()), "flagged": bool(image.mean() > 0.5), "shape_seen": list(image.shape)}
+
+
+def _nifti_prediction(bundle: Path, nifti: Path, out: Path) -> np.ndarray:
+    """The bundle's own prediction for the NIfTI file (same defense), saved as NIfTI and read back."""
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.parse()
+    network = parser.get_parsed_content("network")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
+    data = _defense()(parser.get_parsed_content("preprocessing")({"image": str(nifti)}))
+    with torch.no_grad():
+        data["pred"] = network.eval()(data["image"][None])[0]
+    pred = parser.get_parsed_content("postprocessing")(data)["pred"]
+    nib.save(nib.Nifti1Image(np.asarray(pred[0]).astype(np.uint8), AFFINE), out)
+    return np.asanyarray(nib.load(out).dataobj)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    bundle = _write_bundle(root / "bundle")
+    nifti = _phantom(root / "phantom.nii.gz")
+    nifti_to_dicom_series(nifti, root / "dicom", uid_seed="phantom")
+    summary = run_app(root / "dicom", root / "out", bundle=bundle, defense=_defense(), detector=_mean_detector)
+    return {"root": root, "bundle": bundle, "nifti": nifti, "summary": summary}
+
+
+def test_seg_equals_bundle_nifti_prediction(deployed):
+    root = deployed["root"]
+    segs = sorted((root / "out").glob("*.dcm"))
+    assert len(segs) == 1
+    seg = hd.seg.segread(segs[0])
+    sources = [pydicom.dcmread(f).SOPInstanceUID for f in sorted((root / "dicom").glob("*.dcm"))]
+    frames = seg.get_pixels_by_source_instance(source_sop_instance_uids=sources, combine_segments=True)
+    mask = np.transpose(frames, (2, 1, 0))  # [slice, row, column] -> [X, Y, Z]
+    expected = _nifti_prediction(deployed["bundle"], deployed["nifti"], root / "pred.nii.gz")
+    assert set(np.unique(expected)) == {0, 1, 2}  # the comparison covers both segments
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_seg_segment_descriptions_are_snomed_coded(deployed):
+    seg = hd.seg.segread(next((deployed["root"] / "out").glob("*.dcm")))
+    described = []
+    for item in seg.SegmentSequence:
+        prop = item.SegmentedPropertyTypeCodeSequence[0]
+        modifier = prop.SegmentedPropertyTypeModifierCodeSequence[0]
+        category = item.SegmentedPropertyCategoryCodeSequence[0]
+        described.append((item.SegmentNumber, prop.CodeValue, prop.CodingSchemeDesignator, modifier.CodeValue,
+                          category.CodeValue))
+    assert described == [(1, "5366008", "SCT", "255549009", "91723000"), (2, "5366008", "SCT", "255551008", "91723000")]
+
+
+def test_detector_report_and_timings(deployed):
+    out, summary = deployed["root"] / "out", deployed["summary"]
+    report = json.loads((out / DETECTOR_REPORT).read_text())
+    # the detector saw the network input (resized to the network size), before the defense
+    assert report["input_shape"] == report["shape_seen"] == [1, *NETWORK_SIZE]
+    assert set(report) >= {"score", "flagged", "seconds"}
+    assert sorted(summary["outputs"]) == sorted(p.name for p in out.iterdir())
+    for key in ("validation_s", "preprocessing_s", "defense_s", "network_s", "postprocessing_s", "detector_s"):
+        assert 0 < summary["timings"][key] <= summary["timings"]["total_s"]
+
+
+def test_runs_without_detector_and_defense(deployed, tmp_path):
+    summary = run_app(deployed["root"] / "dicom", tmp_path, bundle=deployed["bundle"], defense=None, detector=None)
+    assert [name.endswith(".dcm") for name in summary["outputs"]] == [True]
+    assert "defense_s" not in summary["timings"] and "detector_s" not in summary["timings"]
+
+
+def test_corrupt_input_leaves_no_output(deployed, tmp_path):
+    source = sorted((deployed["root"] / "dicom").glob("*.dcm"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in source:
+        ds = pydicom.dcmread(path)
+        if path == source[3]:
+            del ds.PixelData
+        ds.save_as(broken / path.name)
+    with pytest.raises(DicomSeriesError, match="slice_0003.dcm: missing pixel data"):
+        run_app(broken, tmp_path / "out1", bundle=deployed["bundle"], defense=_defense(), detector=_mean_detector)
+    assert not (tmp_path / "out1").exists()
+
+    mixed = tmp_path / "mixed"
+    nifti_to_dicom_series(deployed["nifti"], mixed, uid_seed="phantom")
+    odd = np.zeros((8, 8, 2), dtype=np.int16)
+    nifti = tmp_path / "odd.nii.gz"
+    nib.save(nib.Nifti1Image(odd, np.eye(4)), nifti)
+    nifti_to_dicom_series(nifti, tmp_path / "odd", uid_seed="phantom")  # same series UID, other slice size
+    (tmp_path / "odd" / "slice_0000.dcm").replace(mixed / "extra.dcm")
+    with pytest.raises(DicomSeriesError, match="mixed series"):
+        run_app(mixed, tmp_path / "out2", bundle=deployed["bundle"], defense=_defense(), detector=_mean_detector)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_no_matching_series_leaves_no_output(deployed, tmp_path):
+    rules = {"selections": [{"name": "CT only", "conditions": {"Modality": "(?i)CT"}}]}
+    with pytest.raises(ValueError, match="no DICOM series matched the selection rules"):
+        run_app(deployed["root"] / "dicom", tmp_path / "out", bundle=deployed["bundle"], defense=None,
+                detector=None, rules=rules)
+    assert list((tmp_path / "out").iterdir()) == []
