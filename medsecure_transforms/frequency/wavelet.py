@@ -105,7 +105,10 @@ def subband_shapes(shape: Sequence[int], levels: Sequence[int]) -> dict[str, tup
 
 
 def _apply(x: torch.Tensor, axis: int, matrix: torch.Tensor) -> torch.Tensor:
-    return torch.movedim(torch.movedim(x, axis, -1) @ matrix.T, -1, axis)
+    """``matrix`` applied along ``axis``, as one 2-D GEMM on a contiguous copy (fast on CPU)."""
+    moved = torch.movedim(x, axis, -1)
+    out = moved.reshape(-1, moved.shape[-1]) @ matrix.T
+    return torch.movedim(out.reshape(moved.shape), -1, axis)
 
 
 def wavedec_nd(x: torch.Tensor, wavelet: str, levels: Sequence[int]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,79 @@
+"""``medsecure compress`` / ``decompress`` on NIfTI: affine and dtype preserved, errors for bad files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from test_mvc import phantom
+
+from medsecure_transforms.cli import codec as codec_cli
+from medsecure_transforms.codecs import CorruptStreamError
+from medsecure_transforms.codecs.volume_io import read_volume, write_nifti
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    codec_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.mark.parametrize(
+    "affine",
+    [
+        np.diag([1.37, 1.37, 10.0, 1.0]),  # float32-exact: NIfTI-1
+        np.array([[0.7, 0.1, 0, -10.5], [0, 1.3, 0.2, 20.25], [0.05, 0, 5.0, 3.3], [0, 0, 0, 3]]) / 3,  # NIfTI-2
+    ],
+)
+def test_nifti_round_trip_keeps_affine_and_dtype(tmp_path, capsys, affine):
+    volume = phantom((32, 24, 16))
+    write_nifti(tmp_path / "in.nii.gz", volume, affine)
+    assert _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--q-max", "8") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["codec"]["q_max"] == 8.0
+    assert _run("decompress", str(tmp_path / "x.mvc"), str(tmp_path / "out.nii.gz")) == 0
+    out = nib.load(tmp_path / "out.nii.gz")
+    np.testing.assert_array_equal(out.affine, affine)
+    assert out.get_data_dtype() == np.int16
+    decoded = np.asarray(out.dataobj)
+    assert decoded.shape == volume.shape
+    assert np.abs(decoded.astype(float) - volume).mean() < 0.05 * (volume.max() - volume.min())
+
+
+def test_target_ratio_and_state_file(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", phantom((32, 32, 16)))
+    (tmp_path / "state.json").write_text(json.dumps({"wavelet": "db2", "levels": [2, 2, 2]}))
+    _run(
+        "compress",
+        str(tmp_path / "v.npy"),
+        str(tmp_path / "v.mvc"),
+        "--state",
+        str(tmp_path / "state.json"),
+        "--target-ratio",
+        "12",
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["codec"]["wavelet"] == "db2"
+    assert abs(summary["compression_ratio"] - 12) < 12 * 0.03
+
+
+def test_read_volume_matches_nibabel(tmp_path):
+    volume = phantom((16, 16, 8))
+    affine = np.diag([2.0, 2.0, 5.0, 1.0])
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "a.nii.gz")
+    array, read_affine, spacing = read_volume(tmp_path / "a.nii.gz")
+    np.testing.assert_array_equal(array, volume)
+    np.testing.assert_array_equal(read_affine, affine)
+    assert spacing == (2.0, 2.0, 5.0)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        _run("compress", str(tmp_path / "missing.nii.gz"), str(tmp_path / "x.mvc"))
+    (tmp_path / "bad.mvc").write_bytes(b"MVC3" + bytes(64))
+    with pytest.raises(CorruptStreamError):
+        _run("decompress", str(tmp_path / "bad.mvc"), str(tmp_path / "out.nii.gz"))
