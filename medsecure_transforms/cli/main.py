@@ -8,6 +8,7 @@ import sys
 
 # One line per subcommand module; each defines ``register(subparsers)`` and sets ``func`` on its parser.
 SUBCOMMAND_MODULES = (
+    "medsecure_transforms.cli.calibrate",
     "medsecure_transforms.cli.codec",
     "medsecure_transforms.cli.demo",
     "medsecure_transforms.cli.evaluate",
