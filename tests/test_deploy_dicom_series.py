@@ -15,8 +15,11 @@ from parameterized import parameterized
 
 from medsecure_transforms.data.dicom_series import (
     DicomSeriesError,
+    identifiers_sidecar,
+    load_identifiers,
     nifti_to_dicom_series,
     read_dicom_series,
+    save_identifiers,
     validate_dicom_input,
     write_dicom_series,
 )
@@ -53,6 +56,7 @@ class TestRoundTrip(unittest.TestCase):
             files = write_dicom_series(volume, affine, tmp, uid_seed="t")
             back = read_dicom_series(tmp)
         self.assertEqual(len(files), volume.shape[2])
+        self.assertEqual(back.array.dtype, np.int16)
         np.testing.assert_array_equal(back.array, volume)
         np.testing.assert_allclose(back.affine, affine, atol=1e-6)
         np.testing.assert_allclose(back.spacing, np.linalg.norm(affine[:3, :3], axis=0), atol=1e-6)
@@ -74,6 +78,7 @@ class TestRoundTrip(unittest.TestCase):
             write_dicom_series(volume, IDENTITY, tmp)
             back = read_dicom_series(tmp)
             slope = float(pydicom.dcmread(Path(tmp) / "slice_0000.dcm").RescaleSlope)
+        self.assertEqual(back.array.dtype, np.float32)
         expected_slope = (volume.max() - volume.min()) / 65535.0
         self.assertAlmostEqual(slope, expected_slope, delta=1e-9 * expected_slope)
         self.assertLessEqual(np.abs(back.array - volume).max(), 0.5 * slope * (1 + 1e-6) + 1e-6)
@@ -119,6 +124,19 @@ class TestIdentifiers(unittest.TestCase):
         self.assertEqual({k: read_kept[k] for k in self.SOURCE}, self.SOURCE)
         self.assertEqual((str(ds_dropped.PatientName), ds_dropped.PatientID, ds_dropped.AccessionNumber), ("", "", ""))
         self.assertNotEqual(ds_dropped.StudyInstanceUID, "1.2.3.4")
+
+    def test_sidecar_round_trip_and_validation(self):
+        with TemporaryDirectory() as tmp:
+            path = identifiers_sidecar(Path(tmp) / "scan.mvc")
+            self.assertEqual(path.name, "scan.mvc.identifiers.json")
+            save_identifiers(path, self.SOURCE)
+            self.assertEqual(load_identifiers(path), self.SOURCE)
+            path.write_text('{"PatientID": 5}')
+            with self.assertRaisesRegex(DicomSeriesError, "object of strings"):
+                load_identifiers(path)
+            path.write_text('{"OtherPatientIDs": "x"}')
+            with self.assertRaisesRegex(DicomSeriesError, "unknown identifier"):
+                load_identifiers(path)
 
     def test_unknown_identifier_rejected(self):
         with TemporaryDirectory() as tmp, self.assertRaisesRegex(DicomSeriesError, "unknown identifier"):

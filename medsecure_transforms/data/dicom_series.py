@@ -12,6 +12,7 @@ data and raises :class:`DicomSeriesError` (a ``ValueError``) naming the file and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,8 @@ class DicomVolume:
     """A volume read from one DICOM series.
 
     Attributes:
-        array: ``[X, Y, Z]`` float32 voxel values after Rescale Slope/Intercept.
+        array: ``[X, Y, Z]`` voxel values after Rescale Slope/Intercept: ``int16``/``uint16``/``int32`` (the first
+            that holds them) when every value is an integer, else ``float32``.
         affine: 4x4 float64 voxel -> RAS millimetre matrix.
         identifiers: the :data:`IDENTIFIER_KEYWORDS` present in the first slice, as strings.
         series_instance_uid: the source Series Instance UID.
@@ -208,7 +210,7 @@ def read_dicom_series(directory: str | Path, series_instance_uid: str | None = N
         slice_gap = float(np.diff(distances).mean())
     else:
         slice_gap = float(getattr(ds0, "SpacingBetweenSlices", None) or getattr(ds0, "SliceThickness", None) or 1.0)
-    array = np.empty((cols, rows, len(items)), dtype=np.float32)
+    array = np.empty((cols, rows, len(items)), dtype=np.float64)
     for k, (path, ds) in enumerate(items):
         try:
             pixels = ds.pixel_array
@@ -218,6 +220,7 @@ def read_dicom_series(directory: str | Path, series_instance_uid: str | None = N
         intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
         array[:, :, k] = (pixels.astype(np.float64) * slope + intercept).T
     lps = np.eye(4)
+    array = _compact(array)
     lps[:3, 0] = row_cos * pixel_spacing[1]
     lps[:3, 1] = col_cos * pixel_spacing[0]
     lps[:3, 2] = normal * slice_gap
@@ -231,6 +234,16 @@ def read_dicom_series(directory: str | Path, series_instance_uid: str | None = N
         modality=str(getattr(ds0, "Modality", "MR")),
         files=[p for p, _ in items],
     )
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """``values`` in the first of int16, uint16, int32 that holds them exactly, else float32."""
+    if np.array_equal(values, np.round(values)):
+        for dtype in (np.int16, np.uint16, np.int32):
+            info = np.iinfo(dtype)
+            if values.min() >= info.min and values.max() <= info.max:
+                return values.astype(dtype)
+    return values.astype(np.float32)
 
 
 def _pixel_encoding(volume: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
@@ -335,6 +348,34 @@ def write_dicom_series(
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def identifiers_sidecar(compressed: str | Path) -> Path:
+    """Path of the identifiers file kept beside a compressed volume: ``<file>.identifiers.json``."""
+    return Path(f"{compressed}.identifiers.json")
+
+
+def save_identifiers(path: str | Path, identifiers: Mapping[str, str]) -> Path:
+    """Write :data:`IDENTIFIER_KEYWORDS` values as JSON (the only place a compressed series keeps them)."""
+    unknown = set(identifiers) - set(IDENTIFIER_KEYWORDS)
+    if unknown:
+        raise DicomSeriesError(f"unknown identifier keyword(s) {sorted(unknown)}; allowed: {IDENTIFIER_KEYWORDS}")
+    Path(path).write_text(json.dumps(dict(identifiers), indent=2, sort_keys=True))
+    return Path(path)
+
+
+def load_identifiers(path: str | Path) -> dict[str, str]:
+    """Read an identifiers JSON written by :func:`save_identifiers`, checking keywords and value types."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise DicomSeriesError(f"{path}: not a readable identifiers JSON ({err})") from err
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise DicomSeriesError(f"{path}: expected a JSON object of strings")
+    unknown = set(data) - set(IDENTIFIER_KEYWORDS)
+    if unknown:
+        raise DicomSeriesError(f"{path}: unknown identifier keyword(s) {sorted(unknown)}")
+    return data
 
 
 def nifti_to_dicom_series(nifti_path: str | Path, directory: str | Path, **kwargs) -> list[Path]:
