@@ -9,6 +9,7 @@ from .frequency_refine import (
     FrequencyRefineDict,
 )
 from .jpeg import JPEGQuantize, JPEGQuantizeD, JPEGQuantized, JPEGQuantizeDict
+from .mv_compress import MVCompress3D, MVCompress3DD, MVCompress3Dd, MVCompress3DDict
 from .oct import (
     OCTCodec,
     OCTCodecD,
