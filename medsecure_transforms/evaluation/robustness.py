@@ -84,6 +84,7 @@ def evaluate_robustness(
     success_iou: float = 0.8,
     panel_samples: int = 4,
     track: bool = True,
+    tracking_dir: str | Path | None = None,
     run_name: str | None = None,
     progress: bool = True,
 ) -> dict:
@@ -110,6 +111,7 @@ def evaluate_robustness(
         success_iou: a targeted attack succeeds on a sample when its target IoU reaches this.
         panel_samples: rows of the PNG panel (the first samples).
         track: log parameters, aggregate metrics and the report files to MLflow.
+        tracking_dir: folder of the local MLflow store (default ``output_dir``; ``$MLFLOW_TRACKING_URI`` wins).
         run_name: MLflow run name.
         progress: show a progress bar over samples.
 
@@ -199,16 +201,17 @@ def evaluate_robustness(
     report = {"params": params, "aggregate": summary, "per_sample": rows,
               "files": {k: str(v) for k, v in files.items()}}
     if track:
-        _log_to_mlflow(output_dir, run_name, params, summary, files.values())
+        _log_to_mlflow(Path(tracking_dir or output_dir), run_name, params, summary, files.values())
     return report
 
 
-def _log_to_mlflow(output_dir: Path, run_name: str | None, params: dict, summary: dict, files: Iterable[Path]) -> None:
+def _log_to_mlflow(tracking_dir: Path, run_name: str | None, params: dict, summary: dict,
+                   files: Iterable[Path]) -> None:
     import mlflow  # imported here: MLflow takes seconds to import and is only needed when tracking
 
     from .tracking import log_metrics, mlflow_run
 
-    with mlflow_run(output_dir, experiment="robustness", run_name=run_name, params=params):
+    with mlflow_run(tracking_dir, experiment="robustness", run_name=run_name, params=params):
         log_metrics({f"{key}/mean": value["mean"] for key, value in summary.items()})
         log_metrics({f"{key}/std": value["std"] for key, value in summary.items()})
         for path in files:

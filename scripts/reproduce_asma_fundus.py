@@ -1,0 +1,89 @@
+"""ASMA quality bar on the fundus_disc_seg bundle (Drishti-GS1 test split) with the robustness engine.
+
+Target masks: the ground-truth label shifted by ``--shift`` voxels (the ASMA protocol's shifted-mask target), so a
+successful attack moves the predicted optic disc away from the true one. Checks the bar of issue 3:
+
+* target IoU >= 0.8 on at least 90 % of the images,
+* mean Linf of the perturbation <= 8/255,
+* optic disc IoU vs ground truth drops by at least 30 points from the benign level.
+
+Writes the engine's reports (JSON/CSV/Markdown/PNG) and ``quality_bar.json`` into ``--output-dir``; the MLflow store
+goes to ``--tracking-dir`` (outside the repository's results by default).
+
+    nice -n 10 python scripts/reproduce_asma_fundus.py --output-dir results/attacks/fundus_asma
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from monai.data import Dataset
+
+from medsecure_transforms.attacks import ASMA
+from medsecure_transforms.attacks.targets import shift_mask
+from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
+from medsecure_transforms.evaluation.robustness import evaluate_robustness
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="fundus_disc_seg")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--max-iter", type=int, default=2500)
+    parser.add_argument("--beta", type=float, default=1e-6)
+    parser.add_argument("--tau", type=float, default=1e-7)
+    parser.add_argument("--target-iou", type=float, default=0.8)
+    parser.add_argument("--max-linf", type=float, default=None)
+    parser.add_argument("--shift", type=int, nargs="+", default=[0, 64])
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output-dir", type=Path, default=Path("results/attacks/fundus_asma"))
+    parser.add_argument("--tracking-dir", type=Path, default=Path("eval/mlflow"))
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model = load_bundle_network(args.bundle)
+    datalist, transform = bundle_preprocessing(args.bundle, args.split, limit=args.limit)
+    attack = ASMA(max_iter=args.max_iter, beta=args.beta, tau=args.tau, target_iou=args.target_iou,
+                  max_linf=args.max_linf)
+    start = time.perf_counter()
+    report = evaluate_robustness(
+        model, Dataset(datalist, transform), attack, args.output_dir, target_fn=partial(shift_mask, offset=args.shift),
+        regions={"disc": [1, 2], "cup": [2]}, batch_size=args.batch_size, tracking_dir=args.tracking_dir,
+        run_name=f"{args.bundle}-{args.split}-asma",
+    )
+    agg = report["aggregate"]
+    drop = 100 * (agg["benign/disc/iou"]["mean"] - agg["adversarial/disc/iou"]["mean"])
+    bar = {
+        "success_rate_at_0.8": agg["attack/success_rate"]["mean"],
+        "mean_linf_x255": 255 * agg["attack/linf"]["mean"],
+        "benign_disc_iou": 100 * agg["benign/disc/iou"]["mean"],
+        "adversarial_disc_iou": 100 * agg["adversarial/disc/iou"]["mean"],
+        "disc_iou_drop_points": drop,
+        "passes": {
+            "success_rate>=0.9": agg["attack/success_rate"]["mean"] >= 0.9,
+            "mean_linf<=8/255": agg["attack/linf"]["mean"] <= 8 / 255,
+            "disc_iou_drop>=30": drop >= 30,
+        },
+        "command": "nice -n 10 python scripts/reproduce_asma_fundus.py " + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items() if v is not None),
+        "wall_seconds": time.perf_counter() - start,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "threads": torch.get_num_threads(), "torch": torch.__version__},
+    }
+    (args.output_dir / "quality_bar.json").write_text(json.dumps(bar, indent=2) + "\n")
+    print(Path(report["files"]["markdown"]).read_text())
+    print(json.dumps(bar, indent=2))
+
+
+if __name__ == "__main__":
+    main()
