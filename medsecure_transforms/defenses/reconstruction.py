@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -199,7 +200,7 @@ def load_artefact(
     """
     try:
         blob = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise ValueError(f"{path}: not a readable torch artefact ({err})") from err
@@ -222,4 +223,3 @@ def load_artefact(
     except RuntimeError as err:
         raise ValueError(f"{path}: weights do not match architecture {meta['arch']!r}: {err}") from err
     return model, meta
-

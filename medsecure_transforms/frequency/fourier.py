@@ -30,6 +30,8 @@ DOMAINS = ("spatial", "frequency", "shifted_frequency")
 
 def _as_float_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     t = torch.as_tensor(x)
+    if t.is_complex():
+        raise TypeError("expected a real image, got a complex array")
     if not t.is_floating_point():
         t = t.to(torch.float32)
     return t
@@ -51,8 +53,6 @@ def fourier_magnitude(
     t = _as_float_tensor(x)
     if t.ndim < 2:
         raise ValueError(f"fourier_magnitude needs at least 2 axes, got shape {tuple(t.shape)}")
-    if t.is_complex():
-        raise TypeError("fourier_magnitude expects a real image, got a complex tensor")
     h, w = t.shape[axes[0]], t.shape[axes[1]]
     spectrum = torch.fft.fft2(t, dim=axes, norm="ortho")
     if shift:

@@ -1,5 +1,6 @@
 """MONAI transforms (array ``X`` and dictionary ``Xd`` / ``XD`` / ``XDict``) wrapping the project's methods."""
 
+from .fft_detect import FFTDetect, FFTDetectD, FFTDetectd, FFTDetectDict, Reform, ReformD, Reformd, ReformDict
 from .frequency_refine import (
     BlockQuantize,
     BlockQuantized,
