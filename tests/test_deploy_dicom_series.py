@@ -202,8 +202,9 @@ class TestErrors(unittest.TestCase):
         with TemporaryDirectory() as tmp:
             with self.assertRaisesRegex(DicomSeriesError, "no DICOM instances"):
                 read_dicom_series(tmp)
-            (Path(tmp) / "notes.txt").write_text("not DICOM, ignored")
             self._series(tmp)
+            (Path(tmp) / "notes.txt").write_text("not DICOM, ignored")
+            self.assertEqual(read_dicom_series(tmp).array.shape, (9, 7, 5))
             (Path(tmp) / "broken.dcm").write_bytes(b"\x00" * 50)
             with self.assertRaisesRegex(DicomSeriesError, "broken.dcm: not a readable DICOM file"):
                 read_dicom_series(tmp)

@@ -280,7 +280,8 @@ def write_dicom_series(
         volume: real-valued 3D array; integer-valued data within 16 bits are stored exactly, other data as 16-bit
             integers with Rescale Slope/Intercept (error at most half a slope).
         affine: 4x4 voxel -> RAS mm; its first two columns must be orthogonal (DICOM rows and columns).
-        directory: output folder (created); files are named ``slice_0000.dcm`` ...
+        directory: output folder, absent or empty (a series never mixes with other files); files are named
+            ``slice_0000.dcm`` ...
         identifiers: :data:`IDENTIFIER_KEYWORDS` values to carry over; ``None`` writes an unlinked series (new
             Study Instance UID and Frame of Reference UID, empty patient attributes).
         modality: ``"MR"`` or ``"CT"`` (selects the storage SOP class).
@@ -313,6 +314,8 @@ def write_dicom_series(
     frame_uid = ids.pop("FrameOfReferenceUID", None) or _uid(uid_seed, "frame")
     series_uid = _uid(uid_seed, "series")
     out = Path(directory)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DicomSeriesError(f"output {out} must be an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(volume.shape[2]):
