@@ -1,4 +1,4 @@
-"""``medsecure compress`` / ``medsecure decompress``: MVCompress3D ``.mvc`` files from/to NIfTI."""
+"""``medsecure compress`` / ``medsecure decompress``: MVCompress3D ``.mvc`` files from/to NIfTI or DICOM series."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from pathlib import Path
 from ..codecs.mv_compress3d import MAPPINGS, MVCompress3D, decompress_volume, encode_to_ratio
 from ..codecs.mvc_format import WAVELETS
 from ..codecs.volume_io import read_volume, write_nifti
+from ..data.dicom_series import (
+    STORAGE_CLASSES,
+    identifiers_sidecar,
+    load_identifiers,
+    read_dicom_series,
+    save_identifiers,
+    write_dicom_series,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     comp.add_argument("--value-range", type=float, help="intensities mapped to [0, value_range] (default 255)")
     comp.add_argument("--raw-units", action="store_true", help="code raw intensities (steps in stored units)")
     comp.add_argument("--target-ratio", type=float, help="scale the steps until this compression ratio is met")
+    comp.add_argument("--keep-identifiers", action="store_true",
+                      help="DICOM input: keep patient/study identifiers in <output>.identifiers.json (default: drop)")
     comp.set_defaults(func=run_compress)
 
-    dec = subparsers.add_parser("decompress", help="decode an .mvc file into NIfTI (affine preserved exactly)")
+    dec = subparsers.add_parser("decompress", help="decode an .mvc file into NIfTI or a DICOM series")
     dec.add_argument("input", help=".mvc file")
-    dec.add_argument("output", help="output NIfTI file (.nii or .nii.gz)")
+    dec.add_argument("output", help="output NIfTI file (.nii or .nii.gz); any other name: a new DICOM series folder")
+    dec.add_argument("--drop-identifiers", action="store_true",
+                     help="DICOM output: ignore <input>.identifiers.json (new study UID, empty patient fields)")
+    dec.add_argument("--modality", choices=sorted(STORAGE_CLASSES), default="MR", help="DICOM output modality")
     dec.set_defaults(func=run_decompress)
 
 
@@ -58,7 +71,15 @@ def codec_from_args(args: argparse.Namespace, spatial_dims: int) -> MVCompress3D
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    array, affine, spacing = read_volume(args.input)
+    sidecar = identifiers_sidecar(args.output)
+    sidecar.unlink(missing_ok=True)  # never leave identifiers of an earlier run beside a new file
+    if Path(args.input).is_dir():
+        series = read_dicom_series(args.input)
+        array, affine, spacing = series.array, series.affine, series.spacing
+        if args.keep_identifiers:
+            save_identifiers(sidecar, series.identifiers)
+    else:
+        array, affine, spacing = read_volume(args.input)
     codec = codec_from_args(args, array.ndim)
     if args.target_ratio:
         codec, blob = encode_to_ratio(codec, array, args.target_ratio, affine=affine, spacing=spacing)
@@ -82,7 +103,12 @@ def run_compress(args: argparse.Namespace) -> int:
 
 def run_decompress(args: argparse.Namespace) -> int:
     array, header = decompress_volume(Path(args.input).read_bytes())
-    write_nifti(args.output, array, header.affine)
+    if args.output.endswith((".nii", ".nii.gz")):
+        write_nifti(args.output, array, header.affine)
+    else:
+        sidecar = identifiers_sidecar(args.input)
+        identifiers = None if args.drop_identifiers or not sidecar.is_file() else load_identifiers(sidecar)
+        write_dicom_series(array, header.affine, args.output, identifiers=identifiers, modality=args.modality)
     print(
         json.dumps(
             {
