@@ -1,7 +1,13 @@
 """Defense methods: plain classes with explicit parameters, calibration steps and JSON-serialisable state."""
 
 from .fft_detect import AdversarialInputRejected, FFTDetector, min_calibration_size, threshold_at_fpr
-from .frequency_refine import BlockDCTQuantizer, fit_defensive_table, frequency_refine, jpeg_quantizer
+from .frequency_refine import (
+    BlockDCTQuantizer,
+    coding_space_band_std,
+    fit_defensive_table,
+    frequency_refine,
+    jpeg_quantizer,
+)
 from .quant_tables import (
     JPEG_CHROMINANCE,
     JPEG_LUMINANCE,

@@ -157,6 +157,15 @@ def jpeg_quantizer(
     return BlockDCTQuantizer(jpeg_table(quality), chroma, color, intensity_range, straight_through)
 
 
+def coding_space_band_std(
+    images: Iterable[torch.Tensor], color: str = "rgb", intensity_range: tuple[float, float] = (0.0, 1.0)
+) -> np.ndarray:
+    """Std ``[8, 8]`` of each DCT band over ``images`` (``[C, H, W]`` each) in the coding space of ``color``."""
+    coder = BlockDCTQuantizer(np.ones((BLOCK, BLOCK)), color=color, intensity_range=intensity_range)
+    coded = (coder.to_coding_space(torch.as_tensor(img, dtype=torch.float64)[None])[0] for img in images)
+    return band_std(coded, (0.0, EIGHT_BIT))
+
+
 def fit_defensive_table(
     images: Iterable[torch.Tensor],
     qs: Sequence[float],
@@ -167,7 +176,6 @@ def fit_defensive_table(
     dataset: str | None = None,
 ) -> QuantTable:
     """Calibrate the DQ-table: band std over ``images`` (``[C, H, W]`` each) in the coding space of ``color``."""
-    coder = BlockDCTQuantizer(np.ones((BLOCK, BLOCK)), color=color, intensity_range=intensity_range)
-    coded = (coder.to_coding_space(torch.as_tensor(img, dtype=torch.float64)[None])[0] for img in images)
-    table = defensive_table(band_std(coded, (0.0, EIGHT_BIT)), qs, pd_count, ac_count, dataset)
+    std = coding_space_band_std(images, color, intensity_range)
+    table = defensive_table(std, qs, pd_count, ac_count, dataset)
     return QuantTable(table.steps, table.name, {**table.provenance, "color": color})
