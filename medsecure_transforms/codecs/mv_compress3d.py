@@ -29,10 +29,12 @@ import torch.nn.functional as F
 from ..frequency.wavelet import subband_names, subband_shapes, subband_std, wavedec_nd, waverec_nd
 from .entropy import decode_integers, encode_integers
 from .mvc_format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
+from .rate_control import match_ratio
 
 __all__ = [
     "MAPPINGS",
     "MVCompress3D",
+    "WaveletAnalysis",
     "compress_volume",
     "decompress_volume",
     "dequantize_deadzone",
@@ -97,6 +99,19 @@ def dequantize_deadzone(q: torch.Tensor, step: float, offset: float, dtype: torc
     """Reconstruct ``sign(q) * (|q| + offset) * step`` (zero stays zero); ``offset = 0.5`` is the bin centre."""
     qf = q.to(dtype)
     return torch.sign(qf) * (qf.abs() + offset) * step
+
+
+@dataclass(frozen=True)
+class WaveletAnalysis:
+    """What the encoder computes before choosing steps: layout, intensity maps, subbands and their stds."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    channel_axis: bool
+    levels: tuple[int, ...]
+    intensities: list[tuple[float, float]]
+    bands: list[dict[str, torch.Tensor]]
+    stds: list[dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -197,20 +212,25 @@ class MVCompress3D:
         x = F.pad(x[None, None], pad, mode="replicate")[0, 0] if any(pad) else x
         return wavedec_nd(x, self.wavelet, levels)
 
-    def steps_for(self, array: np.ndarray) -> list[dict[str, float]]:
+    def analyse(self, array: np.ndarray | torch.Tensor) -> WaveletAnalysis:
+        """Validate ``array``, map its intensities and decompose every channel (independent of the steps)."""
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().numpy()
+        data, channel_axis, levels = self._layout(np.asarray(array))
+        intensities = [self._intensity(channel) for channel in data]
+        bands = [self._subbands(channel, levels, it) for channel, it in zip(data, intensities, strict=True)]
+        stds = [{k: float(v) for k, v in subband_std(b, len(levels)).items()} for b in bands]
+        return WaveletAnalysis(tuple(data.shape), data.dtype.name, channel_axis, levels, intensities, bands, stds)
+
+    def steps_for(self, array: np.ndarray | torch.Tensor | WaveletAnalysis) -> list[dict[str, float]]:
         """Per-channel step of every subband that :meth:`encode` would use for ``array``."""
-        data, _, levels = self._layout(np.asarray(array))
-        out = []
-        for channel in data:
-            bands = self._subbands(channel, levels, self._intensity(channel))
-            stds = {k: float(v) for k, v in subband_std(bands, len(levels)).items()}
-            out.append(step_sizes(stds, self.q_min, self.q_max, self.mapping))
-        return out
+        analysis = array if isinstance(array, WaveletAnalysis) else self.analyse(array)
+        return [step_sizes(stds, self.q_min, self.q_max, self.mapping) for stds in analysis.stds]
 
     # ---- coding ------------------------------------------------------------------------------
     def encode(
         self,
-        array: np.ndarray | torch.Tensor,
+        array: np.ndarray | torch.Tensor | WaveletAnalysis,
         affine: np.ndarray | None = None,
         spacing: Sequence[float] | None = None,
         steps: Sequence[Mapping[str, float]] | None = None,
@@ -218,14 +238,14 @@ class MVCompress3D:
         """Compress ``[*spatial]`` or ``[C, *spatial]`` into ``.mvc`` bytes.
 
         Args:
-            array: the volume (any of ``mvc_format.DTYPES``; torch tensors are moved to CPU numpy).
+            array: the volume (any of ``mvc_format.DTYPES``; torch tensors are moved to CPU numpy), or
+                its :meth:`analyse` result (rate control re-uses one analysis for many step sets).
             affine: 4x4 voxel-to-world matrix stored verbatim (default identity).
             spacing: voxel size per spatial axis (default ones).
             steps: explicit per-channel ``{subband: step}`` overriding the mapping (calibration).
         """
-        if isinstance(array, torch.Tensor):
-            array = array.detach().cpu().numpy()
-        data, channel_axis, levels = self._layout(np.asarray(array))
+        analysis = array if isinstance(array, WaveletAnalysis) else self.analyse(array)
+        levels = analysis.levels
         d = len(levels)
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
         if affine.shape != (4, 4) or not np.isfinite(affine).all():
@@ -234,33 +254,31 @@ class MVCompress3D:
         if len(spacing) != d or not all(np.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must hold {d} positive finite values, got {spacing}")
         names = subband_names(levels)
-        if steps is not None and (len(steps) != data.shape[0] or any(set(s) != set(names) for s in steps)):
+        channels = analysis.shape[0]
+        if steps is None:
+            steps = self.steps_for(analysis)
+        elif len(steps) != channels or any(set(s) != set(names) for s in steps):
             raise ValueError(f"steps must give one {{subband: step}} dict per channel with subbands {names}")
+        steps = [{k: float(np.float32(v)) for k, v in channel.items()} for channel in steps]
+        if not all(np.isfinite(v) and v > 0 for channel in steps for v in channel.values()):
+            raise ValueError("quantization steps must be positive and finite")
         header = MVCHeader(
-            shape=tuple(data.shape[1:]),
-            dtype=data.dtype.name,
+            shape=analysis.shape[1:],
+            dtype=analysis.dtype,
             wavelet=self.wavelet,
             levels=levels,
-            channels=data.shape[0],
-            channel_axis=channel_axis,
+            channels=channels,
+            channel_axis=analysis.channel_axis,
             affine=affine,
             spacing=spacing,
             reconstruction_offset=float(np.float32(self.reconstruction_offset)),
+            intensity=list(analysis.intensities),
+            steps=steps,
         )
-        streams = []
-        for c, channel in enumerate(data):
-            intensity = self._intensity(channel)
-            bands = self._subbands(channel, levels, intensity)
-            if steps is None:
-                stds = {k: float(v) for k, v in subband_std(bands, d).items()}
-                channel_steps = step_sizes(stds, self.q_min, self.q_max, self.mapping)
-            else:
-                channel_steps = {k: float(np.float32(v)) for k, v in steps[c].items()}
-                if not all(np.isfinite(v) and v > 0 for v in channel_steps.values()):
-                    raise ValueError("explicit steps must be positive and finite")
-            header.intensity.append(intensity)
-            header.steps.append(channel_steps)
-            streams.append([encode_integers(quantize_deadzone(bands[n], channel_steps[n]).numpy()) for n in names])
+        streams = [
+            [encode_integers(quantize_deadzone(bands[n], channel_steps[n]).numpy()) for n in names]
+            for bands, channel_steps in zip(analysis.bands, steps, strict=True)
+        ]
         return pack_mvc(header, streams)
 
     @staticmethod
@@ -322,25 +340,20 @@ def encode_to_ratio(
     affine: np.ndarray | None = None,
     spacing: Sequence[float] | None = None,
     rel_tol: float = 0.03,
-    max_iter: int = 24,
 ) -> tuple[MVCompress3D, bytes]:
-    """Rate control: scale ``codec``'s steps (bisection on a log scale) until the ratio is ``target_ratio``.
+    """Rate control: scale both step bounds of ``codec`` until the compression ratio is ``target_ratio``.
 
-    Returns the scaled codec and its stream; the achieved ratio is within ``rel_tol`` unless the
-    target is out of reach (then the closest stream found).
+    The multiplier is searched on a log2 scale in ``[-8, 10]`` (:func:`rate_control.match_ratio`);
+    returns the scaled codec and its stream (the closest found if the target is out of reach).
     """
-    array = np.asarray(array)
-    raw = array.nbytes
-    lo, hi = -12.0, 12.0  # log2 of the step multiplier
-    best = None
-    for _ in range(max_iter):
-        mid = (lo + hi) / 2
-        scaled = codec.scaled(2.0**mid)
-        blob = scaled.encode(array, affine=affine, spacing=spacing)
-        ratio = raw / len(blob)
-        if best is None or abs(np.log(ratio / target_ratio)) < abs(np.log(best[2] / target_ratio)):
-            best = (scaled, blob, ratio)
-        if abs(ratio / target_ratio - 1) <= rel_tol:
-            break
-        lo, hi = (mid, hi) if ratio < target_ratio else (lo, mid)
-    return best[0], best[1]
+    analysis = codec.analyse(array)
+    original_bytes = int(np.prod(analysis.shape)) * np.dtype(analysis.dtype).itemsize
+    log2_scale, blob = match_ratio(
+        lambda p: codec.scaled(2.0**p).encode(analysis, affine=affine, spacing=spacing),
+        original_bytes,
+        target_ratio,
+        bounds=(-8.0, 10.0),
+        start=0.0,
+        rel_tol=rel_tol,
+    )
+    return codec.scaled(2.0**log2_scale), blob

@@ -1,0 +1,63 @@
+"""Baseline codecs of the MVCompress3D study: OpenJPEG (JPEG 2000) per slice and lossless zstd.
+
+OpenJPEG (via ``imagecodecs``) has no JP3D volumetric mode: a volume ``[X, Y, Z]`` is one JPEG 2000
+codestream whose ``Z`` components are the slices, coded independently with the 2-D CDF 9/7 wavelet and
+EBCOT; rate is set through the single quality layer's PSNR target (``level``, dB), searched to hit a
+compression ratio.
+"""
+
+from __future__ import annotations
+
+import imagecodecs
+import numpy as np
+import zstandard
+
+from .rate_control import match_ratio
+
+__all__ = ["openjpeg_decode", "openjpeg_encode", "openjpeg_to_ratio", "zstd_decode", "zstd_encode"]
+
+_OPENJPEG_DTYPES = ("uint8", "int8", "uint16", "int16")
+
+
+def openjpeg_encode(volume: np.ndarray, psnr_db: float) -> bytes:
+    """Lossy JPEG 2000 of ``volume [X, Y]`` or ``[X, Y, Z]`` (slices as components) at a PSNR target in dB."""
+    volume = np.ascontiguousarray(volume)
+    if volume.ndim not in (2, 3) or volume.dtype.name not in _OPENJPEG_DTYPES:
+        raise ValueError(f"openjpeg baseline takes 2-D/3-D {_OPENJPEG_DTYPES}, not {volume.shape} {volume.dtype}")
+    return imagecodecs.jpeg2k_encode(volume, level=float(psnr_db), mct=False, reversible=False)
+
+
+def openjpeg_decode(blob: bytes) -> np.ndarray:
+    return imagecodecs.jpeg2k_decode(blob)
+
+
+def openjpeg_to_ratio(volume: np.ndarray, target_ratio: float, rel_tol: float = 0.03) -> tuple[float, bytes]:
+    """``(psnr_db, stream)`` whose compression ratio is ``target_ratio`` (PSNR searched in [20, 140] dB)."""
+    return match_ratio(
+        lambda db: openjpeg_encode(volume, db),
+        volume.nbytes,
+        target_ratio,
+        bounds=(20.0, 140.0),
+        ratio_increases=False,
+        start=75.0,
+        rel_tol=rel_tol,
+    )
+
+
+def zstd_encode(volume: np.ndarray, level: int = 19) -> bytes:
+    """Lossless zstd of the raw array bytes (the lossless reference ratio)."""
+    return zstandard.ZstdCompressor(level=level).compress(np.ascontiguousarray(volume).tobytes())
+
+
+def zstd_decode(blob: bytes, shape: tuple[int, ...], dtype: str, max_bytes: int = 2**31) -> np.ndarray:
+    """Inverse of :func:`zstd_encode` given the array's shape and dtype (refuses outputs over ``max_bytes``)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if size > max_bytes:
+        raise ValueError(f"zstd output of {size} bytes exceeds max_bytes={max_bytes}")
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=size)
+    except zstandard.ZstdError as err:
+        raise ValueError(f"zstd stream does not decode to {size} bytes ({shape} {dtype}): {err}") from err
+    if len(raw) != size:
+        raise ValueError(f"zstd stream holds {len(raw)} bytes, expected {size} for {shape} {dtype}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
