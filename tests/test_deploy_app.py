@@ -20,11 +20,15 @@ import torch
 pytest.importorskip("monai.deploy.operators", reason="the 'deploy' extra (monai-deploy-app-sdk) is not installed")
 hd = pytest.importorskip("highdicom", reason="the 'deploy' extra (highdicom) is not installed")
 
+from conftest import require_dataset  # noqa: E402
 from monai.bundle import ConfigParser  # noqa: E402
+from monai.deploy.operators.monai_bundle_inference_operator import filter_compose  # noqa: E402
 
+from medsecure_transforms.bundle import bundle_config, bundle_dir, load_bundle_network  # noqa: E402
 from medsecure_transforms.data.dicom_series import DicomSeriesError, nifti_to_dicom_series  # noqa: E402
 from medsecure_transforms.defenses import fixed_layout_table  # noqa: E402
-from medsecure_transforms.deploy.app import run_app  # noqa: E402
+from medsecure_transforms.deploy.app import DEFAULT_BUNDLE, run_app  # noqa: E402
+from medsecure_transforms.deploy.components import default_defense  # noqa: E402
 from medsecure_transforms.deploy.operators import DETECTOR_REPORT  # noqa: E402
 from medsecure_transforms.transforms import FrequencyRefined  # noqa: E402
 
@@ -91,19 +95,22 @@ def _mean_detector(image):
     return {"score": float(image.mean()), "flagged": bool(image.mean() > 0.5), "shape_seen": list(image.shape)}
 
 
-def _nifti_prediction(bundle: Path, nifti: Path, out: Path) -> np.ndarray:
+def _nifti_prediction(parser: ConfigParser, network, defense, nifti: Path, out: Path) -> np.ndarray:
     """The bundle's own prediction for the NIfTI file (same defense), saved as NIfTI and read back."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser.parse()
-    network = parser.get_parsed_content("network")
-    network.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
-    data = _defense()(parser.get_parsed_content("preprocessing")({"image": str(nifti)}))
+    data = defense(parser.get_parsed_content("preprocessing")({"image": str(nifti)}))
     with torch.no_grad():
         data["pred"] = network.eval()(data["image"][None])[0]
-    pred = parser.get_parsed_content("postprocessing")(data)["pred"]
-    nib.save(nib.Nifti1Image(np.asarray(pred[0]).astype(np.uint8), AFFINE), out)
+    postprocessing = filter_compose(parser.get_parsed_content("postprocessing"), ["SaveImage"])
+    pred = postprocessing(data)["pred"]
+    nib.save(nib.Nifti1Image(np.asarray(pred[0]).astype(np.uint8), nib.load(nifti).affine), out)
     return np.asanyarray(nib.load(out).dataobj)
+
+
+def _seg_mask(seg_file: Path, source_folder: Path) -> np.ndarray:
+    """Label map ``[X, Y, Z]`` of a DICOM SEG, frames matched to the source slices by SOP Instance UID."""
+    sources = [pydicom.dcmread(f).SOPInstanceUID for f in sorted(source_folder.glob("*.dcm"))]
+    frames = hd.seg.segread(seg_file).get_pixels_by_source_instance(sources, combine_segments=True)
+    return np.transpose(frames, (2, 1, 0))  # [slice, row, column] -> [X, Y, Z]
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +127,13 @@ def test_seg_equals_bundle_nifti_prediction(deployed):
     root = deployed["root"]
     segs = sorted((root / "out").glob("*.dcm"))
     assert len(segs) == 1
-    seg = hd.seg.segread(segs[0])
-    sources = [pydicom.dcmread(f).SOPInstanceUID for f in sorted((root / "dicom").glob("*.dcm"))]
-    frames = seg.get_pixels_by_source_instance(source_sop_instance_uids=sources, combine_segments=True)
-    mask = np.transpose(frames, (2, 1, 0))  # [slice, row, column] -> [X, Y, Z]
-    expected = _nifti_prediction(deployed["bundle"], deployed["nifti"], root / "pred.nii.gz")
+    mask = _seg_mask(segs[0], root / "dicom")
+    parser = ConfigParser()
+    parser.read_config(str(deployed["bundle"] / "configs" / "inference.json"))
+    parser.parse()
+    network = parser.get_parsed_content("network")
+    network.load_state_dict(torch.load(deployed["bundle"] / "models" / "model.pt", weights_only=True))
+    expected = _nifti_prediction(parser, network, _defense(), deployed["nifti"], root / "pred.nii.gz")
     assert set(np.unique(expected)) == {0, 1, 2}  # the comparison covers both segments
     np.testing.assert_array_equal(mask, expected)
 
@@ -189,3 +198,20 @@ def test_no_matching_series_leaves_no_output(deployed, tmp_path):
         run_app(deployed["root"] / "dicom", tmp_path / "out", bundle=deployed["bundle"], defense=None,
                 detector=None, rules=rules)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_hippocampus_bundle_end_to_end(data_root, tmp_path):
+    """The real bundle on a real MSD test case: SEG == the bundle's own NIfTI prediction, both defended."""
+    if not (bundle_dir(DEFAULT_BUNDLE) / "models" / "model.pt").is_file():
+        pytest.skip("bundles/hippocampus_seg has no trained weights yet (models/model.pt)")
+    folder = require_dataset(data_root, "hippocampus-msd")
+    case = folder / "images" / "hippocampus_001.nii.gz"
+    nifti_to_dicom_series(case, tmp_path / "dicom", uid_seed="hippocampus_001")
+    run_app(tmp_path / "dicom", tmp_path / "out", defense=default_defense(), detector=None)
+    mask = _seg_mask(next((tmp_path / "out").glob("*.dcm")), tmp_path / "dicom")
+    parser = bundle_config(DEFAULT_BUNDLE, "inference.json")
+    network = load_bundle_network(DEFAULT_BUNDLE)
+    expected = _nifti_prediction(parser, network, default_defense(), case, tmp_path / "pred.nii.gz")
+    assert expected.any()
+    np.testing.assert_array_equal(mask, expected)
