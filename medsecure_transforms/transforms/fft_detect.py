@@ -13,7 +13,8 @@ MetaTensors. Outputs keep type, dtype, device and metadata.
 * ``fft_detect_reformed``: whether the reformer was applied (``policy="reform"``);
 * ``fft_detect_slice_scores``: per-slice scores of a volume.
 
-Policies: ``"flag"`` passes the image through unchanged; ``"reform"`` applies the reformer to flagged inputs
+Every flagged input is logged (``WARNING`` on this module's logger). Policies: ``"flag"`` passes the image through
+unchanged; ``"reform"`` applies the reformer to flagged inputs
 (``reform="flagged"``, flagged slices only for a volume) or to every input (``reform="always"``); ``"reject"``
 raises :class:`~medsecure_transforms.defenses.AdversarialInputRejected` for a flagged input (``reject="raise"``) or
 returns ``None`` with a logged warning (``reject="drop"``; use a collate function that skips ``None``).
@@ -167,6 +168,11 @@ class FFTDetect(Transform):
                 raise AdversarialInputRejected(message, report["fft_detect_score"], report["fft_detect_threshold"])
             logger.warning("%s; sample dropped", message)
             return None, report
+        if report["fft_detect_flagged"]:
+            logger.warning(
+                "%s: input flagged, score %.6g > threshold %.6g (%s); policy %s",
+                name, report["fft_detect_score"], report["fft_detect_threshold"], self.detector.name, self.policy,
+            )
         out_t = batch
         if self.policy == "reform" and (self.reform == "always" or report["fft_detect_flagged"]):
             select = torch.ones_like(flags) if self.reform == "always" else flags
