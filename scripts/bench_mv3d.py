@@ -1,0 +1,143 @@
+"""Speed of MVCompress3D against OpenJPEG (JPEG 2000) and zstd on the same volumes, side by side.
+
+Each codec encodes and decodes every volume ``--repeats`` times; the script reports the median wall time per
+volume, the throughput in MB/s of raw data, the compression ratio, and MVCompress3D's time relative to
+OpenJPEG's. MVCompress3D runs with the paper's parameters (Q 1..16); OpenJPEG is then set (PSNR target search,
+not timed) to the same ratio per volume. Results: ``--out``/bench.json and bench.md.
+
+    nice -n 10 python scripts/bench_mv3d.py --dataset cardiac-acdc --limit 6 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from medsecure_transforms.codecs.baselines import (
+    openjpeg_decode,
+    openjpeg_encode,
+    openjpeg_to_ratio,
+    zstd_decode,
+    zstd_encode,
+)
+from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
+from medsecure_transforms.codecs.volume_io import read_volume
+from medsecure_transforms.data import load_datalist, resolve_data_root
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median seconds of ``repeats`` calls and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="cardiac-acdc")
+    p.add_argument("--split", default="test")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--limit", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="results/mv3d")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    root = resolve_data_root(args.data_root)
+    datalist = load_datalist(args.dataset, args.split, root, limit=args.limit)
+    codec = MVCompress3D()
+    rows = []
+    for item in tqdm(datalist, desc="volumes"):
+        raw, affine, _ = read_volume(item["image"])
+        enc_s, blob = timed(lambda raw=raw, affine=affine: codec.encode(raw, affine=affine), args.repeats)
+        dec_s, _ = timed(lambda blob=blob: codec.decode(blob), args.repeats)
+        ratio = raw.nbytes / len(blob)
+        psnr_db, jblob = openjpeg_to_ratio(raw, ratio)
+        jenc_s, _ = timed(lambda raw=raw, psnr_db=psnr_db: openjpeg_encode(raw, psnr_db), args.repeats)
+        jdec_s, _ = timed(lambda jblob=jblob: openjpeg_decode(jblob), args.repeats)
+        zenc_s, zblob = timed(lambda raw=raw: zstd_encode(raw), args.repeats)
+        zdec_s, _ = timed(lambda zblob=zblob, raw=raw: zstd_decode(zblob, raw.shape, raw.dtype.name), args.repeats)
+        rows.append(
+            {
+                "volume": Path(str(item["image"])).name,
+                "shape": list(raw.shape),
+                "dtype": raw.dtype.name,
+                "raw_mb": raw.nbytes / 1e6,
+                "mv3d": {"encode_s": enc_s, "decode_s": dec_s, "ratio": ratio},
+                "openjpeg": {"encode_s": jenc_s, "decode_s": jdec_s, "ratio": raw.nbytes / len(jblob)},
+                "zstd": {"encode_s": zenc_s, "decode_s": zdec_s, "ratio": raw.nbytes / len(zblob)},
+            }
+        )
+    total_mb = sum(r["raw_mb"] for r in rows)
+    table = {}
+    for name in ("mv3d", "openjpeg", "zstd"):
+        enc = sum(r[name]["encode_s"] for r in rows)
+        dec = sum(r[name]["decode_s"] for r in rows)
+        table[name] = {
+            "encode_ms_per_volume": 1000 * enc / len(rows),
+            "decode_ms_per_volume": 1000 * dec / len(rows),
+            "encode_mb_s": total_mb / enc,
+            "decode_mb_s": total_mb / dec,
+            "mean_ratio": float(np.mean([r[name]["ratio"] for r in rows])),
+        }
+    relative = {
+        "mv3d_encode_vs_openjpeg": table["mv3d"]["encode_ms_per_volume"] / table["openjpeg"]["encode_ms_per_volume"],
+        "mv3d_decode_vs_openjpeg": table["mv3d"]["decode_ms_per_volume"] / table["openjpeg"]["decode_ms_per_volume"],
+    }
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": __import__("os").cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "note": "shared CPU (several jobs at once): absolute times are upper bounds, ratios are side by side",
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "command": " ".join(["bench_mv3d.py", *(argv or sys.argv[1:])]),
+        "dataset": args.dataset,
+        "volumes": len(rows),
+        "repeats": args.repeats,
+        "machine": machine,
+        "summary": table,
+        "relative": relative,
+        "rows": rows,
+    }
+    (out / "bench.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [
+        f"# MVCompress3D speed ({args.dataset}, {len(rows)} volumes, median of {args.repeats})",
+        "",
+        "| codec | encode ms/vol | decode ms/vol | encode MB/s | decode MB/s | mean ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, t in table.items():
+        lines.append(
+            f"| {name} | {t['encode_ms_per_volume']:.0f} | {t['decode_ms_per_volume']:.0f} | "
+            f"{t['encode_mb_s']:.1f} | {t['decode_mb_s']:.1f} | {t['mean_ratio']:.1f} |"
+        )
+    lines += [
+        "",
+        f"MVCompress3D / OpenJPEG time: encode {relative['mv3d_encode_vs_openjpeg']:.2f}x, "
+        f"decode {relative['mv3d_decode_vs_openjpeg']:.2f}x (same volumes, same ratio).",
+        f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, torch threads {machine['torch_threads']}; "
+        f"{machine['note']}.",
+    ]
+    (out / "bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
