@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             entry = {}
         seconds = time.perf_counter() - start
         model.save(args.out / f"{name}.pt")
+        log = json.loads(log_path.read_text()) if log_path.is_file() else log  # parallel runs share the log
         log[name] = {"loss_per_epoch": history, "train_seconds": round(seconds, 1), **entry}
         log_path.write_text(json.dumps(log, indent=2))
         print(f"{name}: loss {history[-1]:.5f}, {seconds:.0f} s", flush=True)
