@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from medsecure_transforms.attacks import ASMA, PGD
+from medsecure_transforms.attacks import ASMA, BPDA, PGD
 from medsecure_transforms.attacks.targets import shift_mask
 from medsecure_transforms.evaluation.reporting import aggregate
 from medsecure_transforms.evaluation.robustness import evaluate_robustness
@@ -127,6 +127,23 @@ class TestEngineInputs(unittest.TestCase):
             self.assertEqual(row["adversarial/class_1/iou"], row["attack/target_iou"])
             self.assertLess(row["adversarial/class_1/iou"], row["benign/class_1/iou"])
         self.assertNotIn("attack/success_rate", report["aggregate"])
+
+    def test_adaptive_attack_model_is_attacked_and_model_scored(self):
+        model = threshold_model()
+        invert = lambda image: 1.0 - image  # noqa: E731  a defense the plain attack does not know about
+        kwargs = {"defenses": {"invert": invert}, "progress": False, "track": False}
+        attack = PGD(epsilon=0.35, step_size=0.1, steps=5, random_start=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = evaluate_robustness(model, make_samples(2), attack, tmp, **kwargs)["per_sample"]
+            adaptive = evaluate_robustness(model, make_samples(2), attack, tmp,
+                                           attack_model=BPDA(model, invert, approx=lambda x: 1.0 - x),
+                                           **kwargs)["per_sample"]
+        for p, a in zip(plain, adaptive, strict=True):
+            self.assertEqual(p["benign/class_1/iou"], a["benign/class_1/iou"])
+            self.assertEqual(p["attack/target_iou"], p["adversarial/target_iou"])
+            # the adaptive attacker differentiates the defended model: its target IoU is the defended prediction's
+            self.assertEqual(a["attack/target_iou"], a["defended_adversarial.invert/target_iou"])
+            self.assertLess(a["defended_adversarial.invert/class_1/iou"], p["defended_adversarial.invert/class_1/iou"])
 
     def test_targeted_attack_needs_target_fn(self):
         with tempfile.TemporaryDirectory() as tmp, self.assertRaisesRegex(ValueError, "target_fn"):
