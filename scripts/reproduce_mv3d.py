@@ -13,7 +13,7 @@ Outputs (``--out``, default ``results/mv3d``): ``rows.csv`` (case x codec x rati
 ``table_cr<R>.md`` (the paper's Table 1 at equal ratio), ``equal_dice.md`` (ratio each codec reaches at the
 original Dice minus ``--dice-drop``; the paper's Fig. 6), ``rate_dice.png``.
 
-    nice -n 10 python scripts/reproduce_mv3d.py --bundle cardiac_seg --ratios 10 20 30 50 80 --table-ratio 30
+    nice -n 10 python scripts/reproduce_mv3d.py --bundle cardiac_seg --ratios 15 30 60 120 240 --table-ratio 30
 """
 
 from __future__ import annotations
@@ -28,16 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
-from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
-from monai.networks.utils import one_hot
-from monai.transforms import Compose
 from tqdm import tqdm
 
-from medsecure_transforms.bundle import bundle_config, load_bundle_network
 from medsecure_transforms.codecs.baselines import openjpeg_decode, openjpeg_to_ratio, zstd_encode
 from medsecure_transforms.codecs.mv_compress3d import MVCompress3D, encode_to_ratio
-from medsecure_transforms.data import load_datalist, resolve_data_root
+from medsecure_transforms.evaluation.mv3d_study import BundleSegmenter
 
 CODECS = ("mv3d", "jpeg2000_rule", "openjpeg")
 
@@ -47,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bundle", default="cardiac_seg", help="3D segmentation bundle (cardiac_seg, hippocampus_seg)")
     p.add_argument("--split", default="test")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--ratios", type=float, nargs="+", default=[10, 20, 30, 50, 80])
+    p.add_argument("--ratios", type=float, nargs="+", default=[15, 30, 60, 120, 240])
     p.add_argument("--table-ratio", type=float, default=30.0, help="ratio of the equal-rate table (paper: 30)")
     p.add_argument("--dice-drop", type=float, default=0.01, help="Dice loss tolerated in the equal-Dice comparison")
     p.add_argument("--codecs", nargs="+", choices=CODECS, default=list(CODECS))
@@ -66,22 +61,6 @@ def compress(name: str, raw: np.ndarray, ratio: float, mv: MVCompress3D) -> tupl
     codec = mv if name == "mv3d" else MVCompress3D.from_dict({**mv.to_dict(), "mapping": "jpeg2000"})
     codec, blob = encode_to_ratio(codec, raw, ratio)
     return codec.decode(blob)[0], len(blob)
-
-
-def segment(network, network_transforms: Compose, sample: dict, num_classes: int) -> dict[str, np.ndarray]:
-    """Per-class Dice / Hausdorff / ASD of the network on one (possibly decoded) sample."""
-    data = network_transforms(dict(sample))
-    with torch.no_grad():
-        logits = network(
-            data["image"][None].as_tensor() if isinstance(data["image"], MetaTensor) else data["image"][None]
-        )
-    pred = one_hot(logits.argmax(1, keepdim=True), num_classes)
-    label = one_hot(torch.as_tensor(data["label"])[None].long(), num_classes)
-    return {
-        "dice": compute_dice(pred, label, include_background=False)[0].numpy(),
-        "hausdorff": compute_hausdorff_distance(pred, label, include_background=False)[0].numpy(),
-        "asd": compute_average_surface_distance(pred, label, include_background=False, symmetric=True)[0].numpy(),
-    }
 
 
 def psnr(decoded: np.ndarray, raw: np.ndarray) -> float:
@@ -211,25 +190,16 @@ def write_outputs(out: Path, rows, summary, classes, args, meta) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    parser = bundle_config(args.bundle, "evaluate.json", data_root=args.data_root)
-    load = Compose(parser.get_parsed_content("load_transforms", instantiate=True))
-    network_transforms = Compose(parser.get_parsed_content("network_transforms", instantiate=True))
-    classes = list(parser["class_names"])[1:]
-    num_classes = int(parser["num_classes"])
-    network = load_bundle_network(args.bundle)
-    datalist = load_datalist(parser["dataset_name"], args.split, resolve_data_root(args.data_root), limit=args.limit)
+    segmenter = BundleSegmenter(args.bundle, args.split, args.data_root, args.limit)
+    classes = segmenter.classes
     mv = MVCompress3D.load(args.state) if args.state else MVCompress3D()
 
     rows, zstd_ratios, started = [], [], time.time()
-    for item in tqdm(datalist, desc="cases"):
-        sample = load(dict(item))
-        raw = np.asarray(sample["image"].as_tensor()[0])
+    for case, sample, raw in tqdm(segmenter.cases(), total=len(segmenter.datalist), desc="cases"):
         zstd_ratios.append(raw.nbytes / len(zstd_encode(raw)))
-        case = Path(str(item["image"])).name.split(".")[0]
 
         def record(codec, target, decoded, nbytes, case=case, raw=raw, sample=sample):
-            image = MetaTensor(torch.as_tensor(decoded[None]), meta=dict(sample["image"].meta))
-            scores = segment(network, network_transforms, {**sample, "image": image}, num_classes)
+            scores = segmenter.scores(sample, decoded)
             row = {
                 "case": case,
                 "codec": codec,
@@ -253,7 +223,7 @@ def main(argv=None) -> int:
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "bundle": args.bundle,
         "split": args.split,
-        "cases": len(datalist),
+        "cases": len(segmenter.datalist),
         "codec_state": mv.to_dict(),
         "zstd_ratio": {"mean": float(np.mean(zstd_ratios)), "std": float(np.std(zstd_ratios))},
         "machine": {
