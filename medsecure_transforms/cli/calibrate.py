@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 # One line per method module; each defines ``register(subparsers)`` adding ``<method>`` and setting ``func``.
-CALIBRATE_MODULES = ("medsecure_transforms.cli.calibrate_fr",)
+CALIBRATE_MODULES = ("medsecure_transforms.cli.calibrate_fr", "medsecure_transforms.cli.calibrate_mv")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
