@@ -32,6 +32,25 @@ from medsecure_transforms.attacks.targets import scale_mask, shift_mask
 from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
 from medsecure_transforms.evaluation.robustness import evaluate_robustness
 
+FLOAT32_SLACK = 1e-6  # x - clean of a projected float32 image can exceed the budget by one ulp (~2e-9 here)
+
+
+def quality_bar(agg: dict) -> dict:
+    """The issue's three criteria from the engine's aggregate."""
+    drop = 100 * (agg["benign/disc/iou"]["mean"] - agg["adversarial/disc/iou"]["mean"])
+    return {
+        "success_rate_at_0.8": agg["attack/success_rate"]["mean"],
+        "mean_linf_x255": 255 * agg["attack/linf"]["mean"],
+        "benign_disc_iou": 100 * agg["benign/disc/iou"]["mean"],
+        "adversarial_disc_iou": 100 * agg["adversarial/disc/iou"]["mean"],
+        "disc_iou_drop_points": drop,
+        "passes": {
+            "success_rate>=0.9": agg["attack/success_rate"]["mean"] >= 0.9,
+            "mean_linf<=8/255": agg["attack/linf"]["mean"] <= 8 / 255 + FLOAT32_SLACK,
+            "disc_iou_drop>=30": drop >= 30,
+        },
+    }
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,7 +69,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output-dir", type=Path, default=Path("results/attacks/fundus_asma"))
     parser.add_argument("--tracking-dir", type=Path, default=Path("eval/mlflow"))
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="recompute quality_bar.json from an existing robustness.json in --output-dir")
     args = parser.parse_args()
+
+    if args.summarise_only:
+        bar_path = args.output_dir / "quality_bar.json"
+        previous = json.loads(bar_path.read_text()) if bar_path.is_file() else {}
+        aggregate = json.loads((args.output_dir / "robustness.json").read_text())["aggregate"]
+        bar = {**previous, **quality_bar(aggregate)}
+        bar_path.write_text(json.dumps(bar, indent=2) + "\n")
+        print(json.dumps(bar, indent=2))
+        return
 
     torch.set_num_threads(args.threads)
     model = load_bundle_network(args.bundle)
@@ -67,26 +97,15 @@ def main() -> None:
         regions={"disc": [1, 2], "cup": [2]}, batch_size=args.batch_size, tracking_dir=args.tracking_dir,
         run_name=f"{args.bundle}-{args.split}-asma",
     )
-    agg = report["aggregate"]
-    drop = 100 * (agg["benign/disc/iou"]["mean"] - agg["adversarial/disc/iou"]["mean"])
-    bar = {
-        "success_rate_at_0.8": agg["attack/success_rate"]["mean"],
-        "mean_linf_x255": 255 * agg["attack/linf"]["mean"],
-        "benign_disc_iou": 100 * agg["benign/disc/iou"]["mean"],
-        "adversarial_disc_iou": 100 * agg["adversarial/disc/iou"]["mean"],
-        "disc_iou_drop_points": drop,
-        "passes": {
-            "success_rate>=0.9": agg["attack/success_rate"]["mean"] >= 0.9,
-            "mean_linf<=8/255": agg["attack/linf"]["mean"] <= 8 / 255,
-            "disc_iou_drop>=30": drop >= 30,
-        },
+    bar = quality_bar(report["aggregate"])
+    bar.update({
         "command": "nice -n 10 python scripts/reproduce_asma_fundus.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in vars(args).items() if v is not None),
         "wall_seconds": time.perf_counter() - start,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__},
-    }
+    })
     (args.output_dir / "quality_bar.json").write_text(json.dumps(bar, indent=2) + "\n")
     print(Path(report["files"]["markdown"]).read_text())
     print(json.dumps(bar, indent=2))
