@@ -26,11 +26,11 @@ from monai.deploy.operators.monai_bundle_inference_operator import filter_compos
 
 from medsecure_transforms.bundle import bundle_config, bundle_dir, load_bundle_network  # noqa: E402
 from medsecure_transforms.data.dicom_series import DicomSeriesError, nifti_to_dicom_series  # noqa: E402
-from medsecure_transforms.defenses import fixed_layout_table  # noqa: E402
+from medsecure_transforms.defenses import FFTDetector, fixed_layout_table  # noqa: E402
 from medsecure_transforms.deploy.app import DEFAULT_BUNDLE, run_app  # noqa: E402
 from medsecure_transforms.deploy.components import default_defense  # noqa: E402
 from medsecure_transforms.deploy.operators import DETECTOR_REPORT  # noqa: E402
-from medsecure_transforms.transforms import FrequencyRefined  # noqa: E402
+from medsecure_transforms.transforms import FFTDetect, FrequencyRefined  # noqa: E402
 
 NETWORK_SIZE = [16, 16, 16]
 TABLE = fixed_layout_table((20, 10, 60))
@@ -91,8 +91,11 @@ def _defense():
     return FrequencyRefined(keys="image", table=TABLE)
 
 
-def _mean_detector(image):
-    return {"score": float(image.mean()), "flagged": bool(image.mean() > 0.5), "shape_seen": list(image.shape)}
+def _detector() -> FFTDetect:
+    torch.manual_seed(0)
+    detector = FFTDetector("unet", in_channels=1, network_kwargs={"channels": [4, 8]})
+    detector.threshold = 0.5
+    return FFTDetect(detector, policy="flag")
 
 
 def _nifti_prediction(parser: ConfigParser, network, defense, nifti: Path, out: Path) -> np.ndarray:
@@ -119,8 +122,9 @@ def deployed(tmp_path_factory):
     bundle = _write_bundle(root / "bundle")
     nifti = _phantom(root / "phantom.nii.gz")
     nifti_to_dicom_series(nifti, root / "dicom", uid_seed="phantom")
-    summary = run_app(root / "dicom", root / "out", bundle=bundle, defense=_defense(), detector=_mean_detector)
-    return {"root": root, "bundle": bundle, "nifti": nifti, "summary": summary}
+    detector = _detector()
+    summary = run_app(root / "dicom", root / "out", bundle=bundle, defense=_defense(), detector=detector)
+    return {"root": root, "bundle": bundle, "nifti": nifti, "summary": summary, "detector": detector}
 
 
 def test_seg_equals_bundle_nifti_prediction(deployed):
@@ -153,9 +157,16 @@ def test_seg_segment_descriptions_are_snomed_coded(deployed):
 def test_detector_report_and_timings(deployed):
     out, summary = deployed["root"] / "out", deployed["summary"]
     report = json.loads((out / DETECTOR_REPORT).read_text())
-    # the detector saw the network input (resized to the network size), before the defense
-    assert report["input_shape"] == report["shape_seen"] == [1, *NETWORK_SIZE]
-    assert set(report) >= {"score", "flagged", "seconds"}
+    # the detector scored the undefended network input: recompute it from the NIfTI with the bundle's preprocessing
+    parser = ConfigParser()
+    parser.read_config(str(deployed["bundle"] / "configs" / "inference.json"))
+    parser.parse()
+    network_input = parser.get_parsed_content("preprocessing")({"image": str(deployed["nifti"])})["image"]
+    slice_scores = deployed["detector"].detector.score_batches(network_input.as_tensor().permute(3, 0, 1, 2))
+    assert report["input_shape"] == [1, *NETWORK_SIZE]
+    assert report["fft_detect_score"] == pytest.approx(float(slice_scores.max()), rel=1e-4)
+    np.testing.assert_allclose(report["fft_detect_slice_scores"], slice_scores.numpy(), rtol=1e-4)
+    assert report["fft_detect_flagged"] == (report["fft_detect_score"] > 0.5)
     assert sorted(summary["outputs"]) == sorted(p.name for p in out.iterdir())
     for key in ("validation_s", "preprocessing_s", "defense_s", "network_s", "postprocessing_s", "detector_s"):
         assert 0 < summary["timings"][key] <= summary["timings"]["total_s"]
@@ -177,7 +188,7 @@ def test_corrupt_input_leaves_no_output(deployed, tmp_path):
             del ds.PixelData
         ds.save_as(broken / path.name)
     with pytest.raises(DicomSeriesError, match="slice_0003.dcm: missing pixel data"):
-        run_app(broken, tmp_path / "out1", bundle=deployed["bundle"], defense=_defense(), detector=_mean_detector)
+        run_app(broken, tmp_path / "out1", bundle=deployed["bundle"], defense=_defense(), detector=_detector())
     assert not (tmp_path / "out1").exists()
 
     mixed = tmp_path / "mixed"
@@ -188,7 +199,7 @@ def test_corrupt_input_leaves_no_output(deployed, tmp_path):
     nifti_to_dicom_series(nifti, tmp_path / "odd", uid_seed="phantom")  # same series UID, other slice size
     (tmp_path / "odd" / "slice_0000.dcm").replace(mixed / "extra.dcm")
     with pytest.raises(DicomSeriesError, match="mixed series"):
-        run_app(mixed, tmp_path / "out2", bundle=deployed["bundle"], defense=_defense(), detector=_mean_detector)
+        run_app(mixed, tmp_path / "out2", bundle=deployed["bundle"], defense=_defense(), detector=_detector())
     assert not (tmp_path / "out2").exists()
 
 

@@ -37,6 +37,7 @@ from monai.deploy.operators.monai_bundle_inference_operator import BundleConfigN
 
 from ..bundle import bundle_dir
 from ..data.dicom_series import validate_dicom_input
+from ..transforms import FFTDetect
 from .components import default_defense, default_detector
 from .operators import DefendedBundleInferenceOperator, DetectorReportOperator, RequiredSeriesSelectorOperator
 from .segments import hippocampus_segments
@@ -44,8 +45,6 @@ from .segments import hippocampus_segments
 DEFAULT_BUNDLE = "hippocampus_seg"
 DEFAULT_RULES = {"selections": [{"name": "MR series", "conditions": {"Modality": "(?i)MR"}}]}
 """Series selection rules (DICOMSeriesSelectorOperator syntax): the first MR series of the study."""
-
-Verdict = Mapping[str, Any]
 
 
 class DefendedSegmentationApp(Application):
@@ -56,7 +55,7 @@ class DefendedSegmentationApp(Application):
         output_folder: folder receiving the SEG instance and :data:`DETECTOR_REPORT`.
         bundle_path: MONAI bundle folder (``configs/metadata.json``, ``configs/inference.json``, ``models/``).
         defense: dictionary transform appended to the bundle's preprocessing, or ``None``.
-        detector: verdict callable for :class:`DetectorReportOperator`, or ``None`` for no report.
+        detector: ``FFTDetect`` (policy ``"flag"``) for :class:`DetectorReportOperator`, or ``None`` for no report.
         rules: series selection rules.
         timings: dict the operators fill with their wall times (seconds).
     """
@@ -68,7 +67,7 @@ class DefendedSegmentationApp(Application):
         output_folder: Path,
         bundle_path: Path,
         defense: Callable[[Mapping], Mapping] | None,
-        detector: Callable[[Any], Verdict] | None,
+        detector: FFTDetect | None,
         rules: Mapping = DEFAULT_RULES,
         timings: dict[str, float] | None = None,
         **kwargs,
@@ -132,7 +131,7 @@ def run_app(
     output_folder: str | Path,
     bundle: str | Path = DEFAULT_BUNDLE,
     defense: Callable[[Mapping], Mapping] | None = None,
-    detector: Callable[[Any], Verdict] | None = None,
+    detector: FFTDetect | None = None,
     rules: Mapping = DEFAULT_RULES,
 ) -> dict[str, Any]:
     """Validate the input, run :class:`DefendedSegmentationApp`, move its outputs into ``output_folder``.

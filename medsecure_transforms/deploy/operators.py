@@ -18,7 +18,7 @@ from monai.deploy.core import Operator as _Operator
 from monai.deploy.operators import DICOMSeriesSelectorOperator
 from monai.deploy.operators.monai_bundle_inference_operator import MonaiBundleInferenceOperator
 
-from ..transforms import BlockQuantized
+from ..transforms import BlockQuantized, FFTDetect
 
 DETECTOR_REPORT = "detector_report.json"
 
@@ -126,14 +126,15 @@ class DefendedBundleInferenceOperator(MonaiBundleInferenceOperator):
 
 
 class DetectorReportOperator(_Operator):
-    """Run an adversarial-input detector on the network input and write its verdict as JSON beside the SEG.
+    """Run ``FFTDetect`` on the network input and write its report as JSON beside the SEG.
 
-    Input port ``image``: the undefended network input ``[C, *spatial]``. The ``detector`` maps it to a mapping
-    with at least ``score`` (float) and ``flagged`` (bool); every field is written to ``output_folder /``
-    :data:`DETECTOR_REPORT` together with ``input_shape`` and ``seconds``.
+    Input port ``image``: the undefended network input ``[C, *spatial]`` (a volume is scored slice by slice).
+    ``output_folder /`` :data:`DETECTOR_REPORT` gets FFTDetect's report (``fft_detect_score``,
+    ``fft_detect_flagged``, ``fft_detect_threshold``, ``fft_detect_detector``, per-slice scores ...) plus
+    ``input_shape`` and ``seconds``. The policy should be ``"flag"``: the report informs, the SEG is still written.
 
     Args:
-        detector: callable giving the verdict.
+        detector: the configured :class:`~medsecure_transforms.transforms.FFTDetect`.
         output_folder: folder of the report (created).
         timings: dict receiving ``detector_s``.
     """
@@ -142,7 +143,7 @@ class DetectorReportOperator(_Operator):
         self,
         fragment: Fragment,
         *args,
-        detector: Callable[[torch.Tensor], Mapping[str, Any]],
+        detector: FFTDetect,
         output_folder: Path,
         timings: dict[str, float],
         **kwargs,
@@ -157,14 +158,9 @@ class DetectorReportOperator(_Operator):
 
     def compute(self, op_input, op_output, context) -> None:
         image = op_input.receive("image")
-        if not isinstance(image, torch.Tensor) or image.ndim < 3:
-            raise ValueError(f"detector input must be a channel-first tensor [C, *spatial], got {type(image)}")
         start = time.perf_counter()
-        verdict = dict(self._detector(image))
+        _, report = self._detector.inspect(image)
         self.timings["detector_s"] = time.perf_counter() - start
-        missing = {"score", "flagged"} - set(verdict)
-        if missing:
-            raise ValueError(f"detector verdict lacks {sorted(missing)}: got keys {sorted(verdict)}")
-        report = {**verdict, "input_shape": list(image.shape), "seconds": self.timings["detector_s"]}
+        report = {**report, "input_shape": list(image.shape), "seconds": self.timings["detector_s"]}
         self.output_folder.mkdir(parents=True, exist_ok=True)
         (self.output_folder / DETECTOR_REPORT).write_text(json.dumps(report, indent=2))
