@@ -85,7 +85,7 @@ class TestFFTDetector(unittest.TestCase):
 
     def test_calibrate_detect_and_round_trip(self):
         torch.manual_seed(0)
-        detector = FFTDetector("unet", 1, "shifted_frequency", network_kwargs={"channels": [4, 8]})
+        detector = FFTDetector("autoencoder1", 1, "shifted_frequency")
         history = detector.fit(images(8), epochs=2, batch_size=4, progress=False)
         self.assertEqual(len(history), 2)
         val = images(20, seed=1)
@@ -101,7 +101,7 @@ class TestFFTDetector(unittest.TestCase):
             loaded = FFTDetector.load(path, domain="shifted_frequency", in_channels=1)
             self.assertEqual(loaded.threshold, threshold)
             self.assertEqual(loaded.calibration, detector.calibration)
-            self.assertEqual((loaded.p, loaded.name), (2.0, "unet_shifted_frequency"))
+            self.assertEqual((loaded.p, loaded.name), (2.0, "autoencoder1"))
             torch.testing.assert_close(loaded.score_batches(val), scores)
             with self.assertRaisesRegex(ValueError, "domain 'shifted_frequency', expected 'spatial'"):
                 FFTDetector.load(path, domain="spatial")
@@ -112,7 +112,7 @@ class TestFFTDetector(unittest.TestCase):
         torch.manual_seed(0)
         detector = FFTDetector("unet", 1, "spatial", network_kwargs={"channels": [4, 8]})
         smooth = torch.nn.functional.avg_pool2d(images(16, size=18), 3, stride=1)
-        history = detector.fit(smooth, epochs=10, batch_size=8, lr=1e-2, progress=False)
+        history = detector.fit(smooth, epochs=6, batch_size=8, lr=1e-2, progress=False)
         self.assertLess(history[-1], 0.5 * history[0])
 
     def test_bad_input(self):

@@ -32,16 +32,16 @@ class TestReformer(unittest.TestCase):
 
     def test_denoising_fit_and_round_trip(self):
         torch.manual_seed(0)
-        reformer = Reformer("densenet", 2, network_kwargs={"stem_channels": 4, "growth_rate": 2, "levels": 1})
+        reformer = Reformer("unet", 2, network_kwargs={"channels": [4, 8]})
         smooth = nn.functional.avg_pool2d(images(8, c=2, size=18), 3, stride=1)
-        history = reformer.fit(smooth, epochs=6, batch_size=4, lr=1e-2, noise_std=0.05, progress=False)
+        history = reformer.fit(smooth, epochs=4, batch_size=4, lr=1e-2, noise_std=0.05, progress=False)
         self.assertLess(history[-1], history[0])
         self.assertEqual(reformer.training["noise_std"], 0.05)
         with tempfile.TemporaryDirectory() as tmp:
             reformer.save(Path(tmp) / "r.pt")
             loaded = Reformer.load(Path(tmp) / "r.pt", in_channels=2)
             torch.testing.assert_close(loaded(smooth), reformer(smooth))
-            self.assertEqual((loaded.clip, loaded.name), ((0.0, 1.0), "densenet"))
+            self.assertEqual((loaded.clip, loaded.name), ((0.0, 1.0), "unet"))
             with self.assertRaisesRegex(ValueError, "expects 2 channels, expected 1"):
                 Reformer.load(Path(tmp) / "r.pt", in_channels=1)
             with self.assertRaisesRegex(ValueError, "kind is 'reformer', expected 'fft_detector'"):
