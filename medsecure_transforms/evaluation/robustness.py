@@ -3,11 +3,13 @@
 For every sample it records benign, adversarial, defended-benign and defended-adversarial Dice/IoU per region (MONAI
 metrics), the attack's success (IoU of the prediction with the attack target), perturbation L2/Linf, iterations and
 times; then aggregates mean +- std and writes ``robustness.json``, ``robustness_per_sample.csv``, ``robustness.md`` and
-``robustness_panel.png`` into ``output_dir`` and logs them to MLflow (:mod:`.tracking`).
+``robustness_panel.png`` into ``output_dir`` and logs them to MLflow (:mod:`.tracking`). Per-sample rows are also
+appended to ``robustness_per_sample.jsonl`` as the run goes, so a long run that is interrupted keeps what it measured.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -135,6 +137,8 @@ def evaluate_robustness(
 
     rows: list[dict] = []
     panel: list[dict] = []
+    partial_rows = output_dir / "robustness_per_sample.jsonl"  # grows batch by batch: survives an interrupted run
+    partial_rows.write_text("")
     num_classes = 0
     total = len(samples) if hasattr(samples, "__len__") else None
     bar = tqdm(total=total, desc=f"{type(attack).__name__} robustness", unit="sample", disable=not progress)
@@ -172,6 +176,8 @@ def evaluate_robustness(
             row.update({f"{cond}/target_iou": float(values[j]) for cond, values in target_ious.items()})
             row.update({f"defense.{name}/seconds": seconds for name, seconds in defense_seconds.items()})
             rows.append(row)
+            with partial_rows.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
             if len(panel) < panel_samples:
                 panel.append({"image": images[j], "adversarial": result.adversarial[j], "target": target[j],
                               **{f"pred/{cond}": pred[j] for cond, pred in preds.items()}})
