@@ -30,6 +30,7 @@ from monai.data import Dataset
 from medsecure_transforms.attacks import ASMA
 from medsecure_transforms.attacks.targets import scale_mask, shift_mask
 from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
+from medsecure_transforms.evaluation.reporting import aggregate, write_markdown
 from medsecure_transforms.evaluation.robustness import evaluate_robustness
 
 FLOAT32_SLACK = 1e-6  # x - clean of a projected float32 image can exceed the budget by one ulp (~2e-9 here)
@@ -50,6 +51,32 @@ def quality_bar(agg: dict) -> dict:
             "disc_iou_drop>=30": drop >= 30,
         },
     }
+
+
+def summarise_existing(args: argparse.Namespace) -> None:
+    """quality_bar.json from a finished run's robustness.json, else from the rows of an interrupted run's JSONL."""
+    bar_path = args.output_dir / "quality_bar.json"
+    previous = json.loads(bar_path.read_text()) if bar_path.is_file() else {}
+    finished = args.output_dir / "robustness.json"
+    if finished.is_file():
+        summary = json.loads(finished.read_text())["aggregate"]
+        partial_note = {}
+    else:
+        lines = (args.output_dir / "robustness_per_sample.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        summary = aggregate(rows)
+        summary["attack/success_rate"] = {"mean": sum(r["attack/target_iou"] >= args.target_iou for r in rows)
+                                          / len(rows), "std": 0.0, "n": len(rows)}
+        params = {"attack": {"name": "ASMA", "max_iter": args.max_iter, "beta": args.beta, "tau": args.tau,
+                             "target_iou": args.target_iou, "max_linf": args.max_linf},
+                  "samples": len(rows), "success_iou": args.target_iou}
+        write_markdown(args.output_dir / "robustness_partial.md", summary, ["benign", "adversarial"],
+                       ["disc", "cup"], params)
+        partial_note = {"partial": f"interrupted run: first {len(rows)} images of the split "
+                                   "(robustness_per_sample.jsonl, robustness_partial.md)"}
+    bar = {**previous, **quality_bar(summary), **partial_note}
+    bar_path.write_text(json.dumps(bar, indent=2) + "\n")
+    print(json.dumps(bar, indent=2))
 
 
 def main() -> None:
@@ -74,12 +101,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.summarise_only:
-        bar_path = args.output_dir / "quality_bar.json"
-        previous = json.loads(bar_path.read_text()) if bar_path.is_file() else {}
-        aggregate = json.loads((args.output_dir / "robustness.json").read_text())["aggregate"]
-        bar = {**previous, **quality_bar(aggregate)}
-        bar_path.write_text(json.dumps(bar, indent=2) + "\n")
-        print(json.dumps(bar, indent=2))
+        summarise_existing(args)
         return
 
     torch.set_num_threads(args.threads)
