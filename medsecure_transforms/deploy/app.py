@@ -91,7 +91,12 @@ class DefendedSegmentationApp(Application):
     def compose(self) -> None:
         input_name, output_name = self._io_names()
         version = json.loads((self.bundle_path / "configs" / "metadata.json").read_text()).get("version", "0")
-        context = AppContext({"input": str(self.input_folder), "output": str(self.output_folder), "model": ""})
+        context = AppContext(
+            {"input": str(self.input_folder), "output": str(self.output_folder), "model": str(self.bundle_path)}
+        )
+        # The SDK's model factory wraps a bundle folder as a model without a predictor; with no context model the
+        # bundle operator loads the folder itself (network_def from the config, models/model.pt as a state dict).
+        context.models = None
         loader = DICOMDataLoaderOperator(self, CountCondition(self, 1), input_folder=self.input_folder, name="loader")
         selector = RequiredSeriesSelectorOperator(self, rules=json.dumps(self.rules), name="series_selector")
         to_volume = DICOMSeriesToVolumeOperator(self, name="series_to_volume")
