@@ -164,12 +164,9 @@ def evaluate_robustness(
         scores = {cond: region_scores(pred, labels, regions) for cond, pred in preds.items()}
         target_ious = {cond: foreground_iou(pred, target, num_classes) for cond, pred in preds.items()
                        if "adversarial" in cond}
-        for j, (index, sample) in enumerate(batch):
+        for j, ((index, sample), attack_row) in enumerate(zip(batch, result.per_sample(), strict=True)):
             row: dict = {"sample": _sample_id(sample["image"], index),
-                         "attack/iterations": int(result.iterations[j]),
-                         "attack/target_iou": float(result.target_iou[j]),
-                         "attack/l2": float(result.l2[j]),
-                         "attack/linf": float(result.linf[j]),
+                         **{f"attack/{key}": value for key, value in attack_row.items()},
                          "attack/seconds": result.seconds / len(batch)}
             for cond, metrics in scores.items():
                 row.update({f"{cond}/{key}": float(values[j]) for key, values in metrics.items()})
