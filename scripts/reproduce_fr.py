@@ -94,7 +94,12 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--bpda-samples", type=int, default=8, help="first N test samples attacked adaptively")
-    parser.add_argument("--bpda-defenses", nargs="*", default=["JPEG(85)", "auto"], help="defense names (prefix ok)")
+    parser.add_argument(
+        "--bpda-defenses",
+        nargs="*",
+        default=["JPEG(85)", "auto"],
+        help="defense names (prefixes), attacked in this order",
+    )
     parser.add_argument("--cdr", action="store_true", help="glaucoma screening from the vertical cup-to-disc ratio")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default="/tmp/medsecure_fr_cache")
@@ -146,11 +151,21 @@ def main() -> None:
                 table3[f"{cond}/{name}"] = screening(cdr, positive, threshold)
         report["screening"] = table3
 
-    bpda = {}
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:
+        (out / "fr_reproduction.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "fr_reproduction.md").write_text(markdown(report, scores))
+
+    bpda = report["bpda"] = {}
+    write()
     n = min(args.bpda_samples, len(images))
-    for name, defense in defenses.items():
-        if defense is None or not any(name.startswith(p) for p in args.bpda_defenses):
+    for prefix in args.bpda_defenses:  # in the order given, each written as soon as done
+        name = next((k for k in defenses if k.startswith(prefix) and defenses[k] is not None), None)
+        if name is None:
             continue
+        defense = defenses[name]
         adaptive = BPDA(model, defense, per_sample=False)
         adv, seconds = cached_adversarial(args, model, images[:n], targets[:n], attack, adaptive, tag=f"bpda-{name}")
         s = score_defense(model, defense, images[:n], adv, labels[:n], args.classes)
@@ -161,12 +176,7 @@ def main() -> None:
             "bpda_adversarial_iou": [float(v) for v in s["adversarial_iou"]],
             "seconds_per_image": seconds / n,
         }
-    report["bpda"] = bpda
-
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fr_reproduction.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "fr_reproduction.md").write_text(markdown(report, scores))
+        write()
     print(markdown(report, scores))
 
 

@@ -9,7 +9,7 @@ the 8-bit pixel scale with the orthonormal DCT (a DC step of ``q`` moves a flat 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,10 +94,13 @@ class QuantTable:
         return cls.from_dict(data)
 
 
-def as_quant_table(table: QuantTable | str | Path | Sequence | np.ndarray | torch.Tensor) -> QuantTable:
-    """Accept a :class:`QuantTable`, a JSON path, or an 8x8 array of steps."""
+def as_quant_table(table: QuantTable | str | Path | Mapping | Sequence | np.ndarray | torch.Tensor) -> QuantTable:
+    """Accept a :class:`QuantTable`, a JSON path, its JSON content (``{"name", "steps", "provenance"}``), or an
+    8x8 array of steps."""
     if isinstance(table, QuantTable):
         return table
+    if isinstance(table, Mapping):
+        return QuantTable.from_dict(dict(table))
     if isinstance(table, (str, Path)):
         return QuantTable.load(table)
     if isinstance(table, torch.Tensor):
