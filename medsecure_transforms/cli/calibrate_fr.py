@@ -21,7 +21,7 @@ from ..attacks import ASMA
 from ..attacks.targets import OtherSampleMask
 from ..bundle import bundle_dir, bundle_preprocessing, load_bundle_network
 from ..defenses import coding_space_band_std
-from ..evaluation.fr_study import PAPER_GRID, craft_adversarial, grid_search, save_pareto_plot
+from ..evaluation.fr_study import JPEG_CURVE, PAPER_GRID, craft_adversarial, grid_search, save_pareto_plot
 from .main import add_data_root_argument
 
 
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         grid,
         args.max_benign_drop,
         args.color,
+        args.jpeg_qualities,
         dataset=f"{args.bundle}:{args.std_split}",
     )
     out = Path(args.output)
@@ -131,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-benign-drop", type=float, default=0.01, help="allowed mean benign IoU drop (0.01 = 1 pt)"
     )
+    parser.add_argument("--jpeg-qualities", type=int, nargs="+", default=list(JPEG_CURVE), help="JPEG(QF) curve")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", required=True, help="output folder")
     add_attack_arguments(parser)
