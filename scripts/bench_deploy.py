@@ -29,7 +29,7 @@ from medsecure_transforms.bundle import bundle_config, bundle_dir
 from medsecure_transforms.data import load_datalist, resolve_data_root
 from medsecure_transforms.data.dicom_series import nifti_to_dicom_series
 from medsecure_transforms.deploy.app import DEFAULT_BUNDLE, run_app
-from medsecure_transforms.deploy.components import default_defense, default_detector
+from medsecure_transforms.deploy.components import default_defense, default_detector, network_inputs
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "deploy"
 STAGES = ("validation_s", "preprocessing_s", "defense_s", "network_s", "postprocessing_s", "detector_s")
@@ -57,12 +57,30 @@ def bundle_for_timing(workdir: Path, seed: int) -> tuple[Path, str]:
     return copy, "bundles/hippocampus_seg configs with seeded random weights (weights not trained yet)"
 
 
+def detector_noise_check(detector, cases: int, epsilon: float, seed: int) -> dict:
+    """Share of clean test volumes and of volumes with +-``epsilon`` random-sign noise that FFTDetect flags.
+
+    A sanity check that the detector responds to added high-frequency energy, not an attack evaluation.
+    """
+    volumes = network_inputs("test", cases)
+    g = torch.Generator().manual_seed(seed)
+    clean, noisy = [], []
+    for v in volumes:
+        sign = torch.randint(0, 2, v.shape, generator=g).float() * 2 - 1
+        clean.append(detector.inspect(v)[1]["fft_detect_flagged"])
+        noisy.append(detector.inspect((v + epsilon * sign).clamp(0, 1))[1]["fft_detect_flagged"])
+    return {"cases": len(volumes), "epsilon": epsilon, "flagged_clean": sum(clean) / len(clean),
+            "flagged_noisy": sum(noisy) / len(noisy)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise-cases", type=int, default=20, help="test volumes for the detector noise check")
+    parser.add_argument("--epsilon", type=float, default=8 / 255, help="noise amplitude of the detector check")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     items = load_datalist("hippocampus-msd", "test", resolve_data_root(args.data_root), limit=args.cases)
@@ -93,7 +111,8 @@ def main() -> int:
     median = {k: round(statistics.median(r[k] for r in rows), 4) for k in (*STAGES, "graph_s", "total_s")}
     share = (median["defense_s"] + median["detector_s"]) / median["total_s"]
     result = {
-        "command": "nice -n 10 python scripts/bench_deploy.py " + f"--cases {args.cases} --threads {args.threads}",
+        "command": f"nice -n 10 python scripts/bench_deploy.py --cases {args.cases} --threads {args.threads} "
+        f"--noise-cases {args.noise_cases}",
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
@@ -110,6 +129,7 @@ def main() -> int:
         "peak_rss_mib": round(peak_rss, 1),
         "rss_before_first_run_mib": round(baseline_rss, 1),
     }
+    result["detector_noise_check"] = detector_noise_check(detector, args.noise_cases, args.epsilon, args.seed)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench.json").write_text(json.dumps(result, indent=2))
     lines = [
@@ -128,6 +148,9 @@ def main() -> int:
         f"Peak RSS {peak_rss:.0f} MiB ({baseline_rss:.0f} MiB after imports, before the first run). "
         "`graph` is the whole Holoscan run (it contains the bundle stages above plus DICOM loading, "
         "series selection, volume assembly and SEG writing).",
+        "",
+        "Detector sanity check (random-sign noise, not an attack): "
+        f"{result['detector_noise_check']}.",
         "",
         f"Command: `{result['command']}`",
     ]
