@@ -30,13 +30,21 @@ SIZE = 512
 
 def timed(fn, repeats: int) -> float:
     """Median wall time (s) of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return interleaved([fn], repeats)[0]
+
+
+def interleaved(fns, repeats: int) -> list[float]:
+    """Median wall times (s) of each of ``fns``, run alternately ``repeats`` times after a warm-up, so that load
+    changes on a shared machine hit all of them alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def bench_images(count: int) -> tuple[np.ndarray, str]:
@@ -91,8 +99,10 @@ def main() -> None:
             torch.cuda.synchronize()
 
     with torch.inference_mode():
-        t_fr = timed(run_fr, args.repeats) / args.batch
-    t_jpeg = timed(lambda: [pillow_jpeg_round_trip(im) for im in images], args.repeats) / args.batch
+        t_fr, t_jpeg = (
+            t / args.batch
+            for t in interleaved([run_fr, lambda: [pillow_jpeg_round_trip(im) for im in images]], args.repeats)
+        )
     steps = np.array(table.steps)
     t_loop = statistics.median(
         timed(lambda im=im: per_block_loop(im.astype(np.float64), steps), 1)
