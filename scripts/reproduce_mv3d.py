@@ -180,6 +180,8 @@ def write_outputs(out: Path, rows, summary, classes, args, meta) -> None:
             label="original",
         )
         ax.set_xscale("log")
+        ax.set_xticks(args.ratios, [f"{r:g}" for r in args.ratios])
+        ax.minorticks_off()
         ax.set_xlabel("compression ratio")
         ax.set_title(title)
         ax.legend()
