@@ -77,3 +77,19 @@ def test_bad_files(tmp_path):
     (tmp_path / "bad.mvc").write_bytes(b"MVC3" + bytes(64))
     with pytest.raises(CorruptStreamError):
         _run("decompress", str(tmp_path / "bad.mvc"), str(tmp_path / "out.nii.gz"))
+
+
+def test_dicom_series_folder_matches_the_deploy_reader(tmp_path, capsys):
+    from medsecure_transforms.data.dicom_series import read_dicom_series, write_dicom_series
+
+    volume = phantom((24, 20, 8))
+    affine = np.array([[0.8, 0, 0, -20.0], [0, 0.9, 0, 10.0], [0, 0, 3.0, 5.0], [0, 0, 0, 1]])
+    write_dicom_series(volume, affine, tmp_path / "series", uid_seed="mvc")
+    array, read_affine, spacing = read_volume(tmp_path / "series")
+    reference = read_dicom_series(tmp_path / "series")
+    assert array.dtype == np.int16
+    np.testing.assert_array_equal(array, volume)
+    np.testing.assert_allclose(read_affine, reference.affine, atol=1e-6)
+    np.testing.assert_allclose(spacing, (0.8, 0.9, 3.0), atol=1e-6)
+    _run("compress", str(tmp_path / "series"), str(tmp_path / "s.mvc"))
+    assert json.loads(capsys.readouterr().out)["original_bytes"] == volume.nbytes

@@ -2,7 +2,8 @@
 
 NIfTI and DICOM go through MONAI's ``LoadImage`` (``NibabelReader`` keeps the file's affine and voxel
 order; ``ITKReader`` reads a DICOM series folder and reports a RAS affine). The stored dtype is kept
-(``dtype=None``), so an ``int16`` scan is coded as ``int16``.
+(``dtype=None``), so an ``int16`` scan is coded as ``int16``; integer DICOM pixels, which ITK widens to
+``int32``, get the smallest of ``uint8`` / ``int16`` / ``uint16`` that holds them.
 """
 
 from __future__ import annotations
@@ -34,10 +35,21 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, 
         image, meta = LoadImage(reader=reader, image_only=False, dtype=None)(str(path))
     except Exception as err:
         raise ValueError(f"cannot read {path} with {reader}: {err}") from err
-    array = np.asarray(image)
+    array = _smallest_integer_dtype(np.asarray(image)) if reader == "ITKReader" else np.asarray(image)
     affine = np.asarray(meta.get("original_affine", meta["affine"]), dtype=np.float64)
     spacing = tuple(float(s) for s in np.sqrt((affine[:3, : array.ndim] ** 2).sum(axis=0)))
     return array, affine, spacing
+
+
+def _smallest_integer_dtype(array: np.ndarray) -> np.ndarray:
+    """ITK widens 16-bit DICOM pixels to int32; give integer volumes back the 16-bit type that holds them."""
+    if array.dtype.kind not in "iu" or array.size == 0:
+        return array
+    for dtype in (np.uint8, np.int16, np.uint16):
+        info = np.iinfo(dtype)
+        if info.min <= array.min() and array.max() <= info.max:
+            return array.astype(dtype)
+    return array
 
 
 def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> None:
