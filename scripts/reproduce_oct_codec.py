@@ -63,33 +63,44 @@ def _jpeg(img8: np.ndarray, q: int) -> bytes:
     return buf.getvalue()
 
 
-def jpeg_at(img8: np.ndarray, max_bytes: int) -> tuple[np.ndarray, int]:
-    """Highest-quality Pillow JPEG not larger than ``max_bytes`` (quality 1 when none fits)."""
-    lo, hi, best = 1, 95, None
+def jpeg_quality_for(img8: np.ndarray, max_bytes: int) -> int:
+    """Highest Pillow JPEG quality whose file is not larger than ``max_bytes`` (1 when none fits)."""
+    lo, hi, best = 1, 95, 1
     while lo <= hi:
         q = (lo + hi) // 2
-        blob = _jpeg(img8, q)
-        if len(blob) <= max_bytes:
-            best, lo = blob, q + 1
+        if len(_jpeg(img8, q)) <= max_bytes:
+            best, lo = q, q + 1
         else:
             hi = q - 1
-    best = best if best is not None else _jpeg(img8, 1)
-    return np.asarray(Image.open(io.BytesIO(best)), dtype=np.float32) / 255.0, len(best)
+    return best
+
+
+def _j2k(img8: np.ndarray, level: float) -> bytes:
+    return imagecodecs.jpeg2k_encode(img8, level=level, codecformat="j2k")
+
+
+def j2k_level_for(img8: np.ndarray, max_bytes: int) -> float:
+    """OpenJPEG PSNR target (dB) whose J2K codestream is the largest not above ``max_bytes`` (bisection)."""
+    lo, hi = 5.0, 90.0
+    for _ in range(14):
+        mid = 0.5 * (lo + hi)
+        if len(_j2k(img8, mid)) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def jpeg_at(img8: np.ndarray, max_bytes: int) -> tuple[np.ndarray, int]:
+    """Decoded JPEG at the size closest to, not above, ``max_bytes``, and its bytes."""
+    blob = _jpeg(img8, jpeg_quality_for(img8, max_bytes))
+    return np.asarray(Image.open(io.BytesIO(blob)), dtype=np.float32) / 255.0, len(blob)
 
 
 def j2k_at(img8: np.ndarray, max_bytes: int) -> tuple[np.ndarray, int]:
-    """Best OpenJPEG J2K codestream not larger than ``max_bytes`` (bisection on the PSNR target)."""
-    lo, hi, best = 5.0, 90.0, None
-    for _ in range(24):
-        mid = 0.5 * (lo + hi)
-        blob = imagecodecs.jpeg2k_encode(img8, level=mid, codecformat="j2k")
-        if len(blob) <= max_bytes:
-            best, lo = blob, mid
-        else:
-            hi = mid
-    if best is None:
-        best = imagecodecs.jpeg2k_encode(img8, level=lo, codecformat="j2k")
-    return imagecodecs.jpeg2k_decode(best).astype(np.float32) / 255.0, len(best)
+    """Decoded JPEG 2000 at the size closest to, not above, ``max_bytes``, and its bytes."""
+    blob = _j2k(img8, j2k_level_for(img8, max_bytes))
+    return imagecodecs.jpeg2k_decode(blob).astype(np.float32) / 255.0, len(blob)
 
 
 def to8(img: np.ndarray) -> np.ndarray:

@@ -122,6 +122,8 @@ def train(args: argparse.Namespace) -> dict:
         channels = (sum(c * 4**i for i, c in enumerate(channels)), 0, 0, 0)
     features = PAPER_FEATURES if args.full_size else CPU_FEATURES
     net = OCTCodecNet(channels, features)
+    if args.init:  # continue from a saved model (same configuration); the discriminator starts afresh
+        net.load_state_dict(OCTCodec.load(args.init).net.state_dict())
     disc = PatchDiscriminator(
         spatial_dims=2, channels=args.disc_channels, in_channels=1, num_layers_d=3, norm="INSTANCE"
     )
@@ -165,11 +167,13 @@ def train(args: argparse.Namespace) -> dict:
             if metrics["ms_ssim"] > best["ms_ssim"]:
                 best = {"step": step, **metrics}
                 OCTCodec(net).save(out)
+    OCTCodec.load(out).save(out, half=True)  # committed weights in float16; metrics below use them
     codec = OCTCodec.load(out)
     sizes = [len(codec.compress(img)) for img in val_set]
     pixels = [img.size for img in val_set]
     summary = {
         "command": " ".join(sys.argv),
+        "init": args.init,
         "ratio_target": args.ratio,
         "latent_channels": list(channels),
         "features": list(features),
@@ -204,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "medsecure" / "oct_codec"))
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--init", default=None, help="start from this model file (same ratio and widths)")
     parser.add_argument("--out", required=True, help="model file (.pt); metrics go to the same name .json")
     summary = train(parser.parse_args(argv))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))

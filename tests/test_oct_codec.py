@@ -166,6 +166,21 @@ class TestCodec(unittest.TestCase):
         self.assertEqual(loaded.model_id, self.codec.model_id)
         np.testing.assert_array_equal(loaded.decompress(stream), self.codec.decompress(stream))
 
+    def test_half_precision_file(self):
+        import tempfile
+        from pathlib import Path
+
+        img = bscan()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m16.pt"
+            self.codec.save(path, half=True)
+            blob = torch.load(path, weights_only=True)
+            loaded = OCTCodec.load(path)
+        self.assertEqual(blob["state_dict"]["head.0.weight"].dtype, torch.float16)
+        self.assertEqual(loaded.model_id, OCTCodec.fingerprint(loaded.net))
+        out = loaded.decompress(loaded.compress(img))
+        np.testing.assert_allclose(out, self.codec.decompress(self.codec.compress(img)), atol=0.05)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -139,14 +139,19 @@ class OCTCodec:
         """8-bit image bytes ``H * W`` over the stream bytes."""
         return float(shape[0] * shape[1]) / stream_bytes
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write configuration + weights (a plain dict of lists and tensors, loadable with ``weights_only``)."""
+    def save(self, path: str | os.PathLike, half: bool = False) -> None:
+        """Write configuration + weights (a plain dict of lists and tensors, loadable with ``weights_only``).
+
+        ``half`` stores floating-point weights as float16 (half the file size); the ``model_id`` of a
+        loaded codec is computed from the weights as loaded, so streams stay decodable after reloading.
+        """
+        state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in self.net.state_dict().items()}
         torch.save(
             {
                 "latent_channels": list(self.net.latent_channels),
                 "features": list(self.net.features),
                 "levels": self.levels,
-                "state_dict": {k: v.cpu() for k, v in self.net.state_dict().items()},
+                "state_dict": state,
             },
             path,
         )
