@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..frequency.wavelet import subband_names, subband_shapes, subband_std, wavedec_nd, waverec_nd
 from .entropy import decode_integers, encode_integers
+from .errors import CorruptStreamError
 from .mvc_format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
 from .rate_control import match_ratio
 
@@ -297,8 +298,6 @@ class MVCompress3D:
                 size = int(np.prod(shapes[name]))
                 values = decode_integers(stream, max_count=size)
                 if values.size != size:
-                    from .errors import CorruptStreamError
-
                     raise CorruptStreamError(f"subband {name} holds {values.size} values, expected {size}")
                 q = torch.from_numpy(values.reshape(shapes[name]))
                 bands[name] = dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset)
