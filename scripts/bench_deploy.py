@@ -13,6 +13,7 @@ meaningless and only the timings are reported). Writes ``results/deploy/bench.{j
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -23,6 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
 import torch
 
 from medsecure_transforms.bundle import bundle_config, bundle_dir
@@ -46,8 +51,11 @@ def rss_mib() -> float:
 def bundle_for_timing(workdir: Path, seed: int) -> tuple[Path, str]:
     """The trained bundle, or a copy of its configs with seeded random weights (same architecture)."""
     folder = bundle_dir(DEFAULT_BUNDLE)
-    if (folder / "models" / "model.pt").is_file():
-        return folder, "trained bundles/hippocampus_seg"
+    weights = folder / "models" / "model.pt"
+    if weights.is_file():
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(weights.stat().st_mtime))
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+        return folder, f"trained bundles/hippocampus_seg (models/model.pt sha256 {digest}..., written {stamp})"
     copy = workdir / "hippocampus_seg_random"
     shutil.copytree(folder / "configs", copy / "configs")
     (copy / "models").mkdir()
@@ -55,6 +63,17 @@ def bundle_for_timing(workdir: Path, seed: int) -> tuple[Path, str]:
     network = bundle_config(folder, "inference.json").get_parsed_content("network_def", instantiate=True)
     torch.save(network.state_dict(), copy / "models" / "model.pt")
     return copy, "bundles/hippocampus_seg configs with seeded random weights (weights not trained yet)"
+
+
+def seg_dice(seg_file: Path, series: Path, label_file: str) -> list[float]:
+    """Dice of the SEG's segments 1 and 2 against the dataset's label map (SEG frames matched by SOP UID)."""
+    sources = [pydicom.dcmread(f).SOPInstanceUID for f in sorted(series.glob("*.dcm"))]
+    frames = hd.seg.segread(seg_file).get_pixels_by_source_instance(sources, combine_segments=True)
+    pred, label = np.transpose(frames, (2, 1, 0)), np.asanyarray(nib.load(label_file).dataobj)
+    return [
+        round(2 * float(((pred == c) & (label == c)).sum()) / max(1, int((pred == c).sum() + (label == c).sum())), 4)
+        for c in (1, 2)
+    ]
 
 
 def detector_noise_check(detector, cases: int, epsilon: float, seed: int) -> dict:
@@ -96,6 +115,7 @@ def main() -> int:
             summary = run_app(series, work / f"out_{n}", bundle=bundle, defense=defense, detector=detector)
             t = summary["timings"]
             report = json.loads((work / f"out_{n}" / "detector_report.json").read_text())
+            seg_file = next((work / f"out_{n}").glob("*.dcm"))
             rows.append(
                 {
                     "case": Path(item["image"]).name,
@@ -104,6 +124,7 @@ def main() -> int:
                     "defense_detector_share": round((t["defense_s"] + t["detector_s"]) / t["total_s"], 4),
                     "detector_score": round(report["fft_detect_score"], 5),
                     "flagged": report["fft_detect_flagged"],
+                    "seg_dice_anterior_posterior": seg_dice(seg_file, series, item["label"]),
                 }
             )
             print(json.dumps(rows[-1]))
@@ -148,6 +169,9 @@ def main() -> int:
         f"Peak RSS {peak_rss:.0f} MiB ({baseline_rss:.0f} MiB after imports, before the first run). "
         "`graph` is the whole Holoscan run (it contains the bundle stages above plus DICOM loading, "
         "series selection, volume assembly and SEG writing).",
+        "",
+        "SEG Dice vs the dataset labels (anterior, posterior) per case: "
+        f"{[r['seg_dice_anterior_posterior'] for r in rows]}.",
         "",
         "Detector sanity check (random-sign noise, not an attack): "
         f"{result['detector_noise_check']}.",
