@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from medsecure_transforms.attacks import ASMA, DAG, PGD
 from medsecure_transforms.attacks.targets import erase_classes, shift_mask
-from medsecure_transforms.bundle import load_bundle_network
+from medsecure_transforms.bundle import bundle_dir, load_bundle_network
 from medsecure_transforms.defenses import FFTDetector, Reformer
 
 matplotlib.use("Agg")
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=Path("runs/fft_detect"))
     parser.add_argument("--slices", type=int, default=16, help="test slices attacked (clean set = same slices)")
+    parser.add_argument("--test-cases", type=int, default=None, help="test cases loaded to pick the slices from")
     parser.add_argument("--dag-iter", type=int, default=30)
     parser.add_argument("--dag-gamma", type=float, default=1.0 / 255)
     parser.add_argument("--asma-iter", type=int, default=30)
@@ -145,9 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
 
     network = load_bundle_network(args.bundle)
-    num_classes = network(torch.zeros(1, *bundle_slices(args.bundle, "test", 1, args.data_root)[0].shape[1:])).shape[1]
-    all_images, all_labels = bundle_slices(args.bundle, "test", None, args.data_root)
+    weights = bundle_dir(args.bundle) / "models" / "model.pt"
+    weights_sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    cache_dir = args.cache / Path(args.bundle).name
+    all_images, all_labels = bundle_slices(args.bundle, "test", args.test_cases, args.data_root)
     images, labels = pick_slices(all_images, all_labels, args.slices)
+    with torch.no_grad():
+        num_classes = network(images[:1]).shape[1]
     clean_pred = segment(network, images)
     attacks = {
         "DAG": (DAG(max_iter=args.dag_iter, gamma=args.dag_gamma, seed=args.seed), erase_classes(clean_pred)),
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             return {"adversarial": result.adversarial, "linf": result.linf, "l2": result.l2,
                     "seconds": torch.tensor(result.seconds)}
 
-        record = cached(args.cache / args.bundle / f"{name}_{key}.pt", run)
+        record = cached(cache_dir / f"{name}_{key}.pt", run)
         adversarial[name] = record["adversarial"]
         attack_info[name] = {"params": attack.params(), "mean_linf": float(record["linf"].mean()),
                              "mean_l2": float(record["l2"].mean()), "seconds": float(record["seconds"])}
@@ -209,8 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     if "unet_shifted_frequency" in detectors:
         detector = detectors["unet_shifted_frequency"]
         key = hashlib.sha1(json.dumps([args.bundle, args.slices, args.pgd_eps, args.adaptive_steps,
-                                       args.adaptive_weight]).encode()).hexdigest()[:12]
-        x_adapt = cached(args.cache / args.bundle / f"adaptive_{key}.pt", lambda: adaptive_attack(
+                                       args.adaptive_weight, detector.threshold]).encode()).hexdigest()[:12]
+        x_adapt = cached(cache_dir / f"adaptive_{key}.pt", lambda: adaptive_attack(
             network, detector, images, labels, args.pgd_eps, args.pgd_eps / 4, args.adaptive_steps,
             args.adaptive_weight))
         s_adapt = detector.score_batches(x_adapt)
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         }
 
     results = {
-        "bundle": args.bundle, "slices": args.slices, "num_classes": num_classes,
+        "bundle": args.bundle, "weights_sha256": weights_sha256, "slices": args.slices, "num_classes": num_classes,
         "dice_clean": float(clean_dice.nanmean()),
         "dice_adversarial": {a: float(v.nanmean()) for a, v in adv_dice.items()},
         "attacks": attack_info, "table1_auc": table1, "table2": table2, "adaptive": adaptive,
