@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -25,3 +26,11 @@ def require_dataset(root, name: str):
     if not (root / name / "dataset.json").is_file():
         pytest.skip(f"dataset {name!r} not present under {root}")
     return root / name
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A loopback TCP port that was free a moment ago (for a process group rendezvous)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -218,3 +218,4 @@ class TestLoopbackDownload:
         with pytest.raises(RuntimeError, match="md5"):
             download_dataset("hippocampus-msd", tmp_path / "dest", url=f"{base}/task.tar", hash_value="0" * 32)
         assert not (tmp_path / "dest" / "Task").exists()
+        assert not (tmp_path / "dest" / "task.tar").exists()

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from monai.apps.utils import download_and_extract, download_url
+from monai.apps.utils import HashCheckError, download_and_extract, download_url
 
 from .registry import get_spec
 
@@ -40,6 +40,9 @@ def download_dataset(
 
     Returns:
         The downloaded file path (``extract=False`` or not an archive) or ``dest_dir``.
+
+    Raises:
+        RuntimeError: the checksum does not match (the downloaded file is deleted, nothing is extracted).
     """
     spec = get_spec(name)
     url = url or spec.url
@@ -51,8 +54,14 @@ def download_dataset(
     dest.mkdir(parents=True, exist_ok=True)
     filename = url.rstrip("/").split("/")[-1].split("?")[0] or f"{name}.bin"
     filepath = dest / filename
-    if extract and filename.endswith(ARCHIVE_SUFFIXES):
-        download_and_extract(url, str(filepath), str(dest), hash_val=hash_value, hash_type=hash_type, progress=True)
-        return dest
-    download_url(url, str(filepath), hash_val=hash_value, hash_type=hash_type, progress=True)
+    try:
+        if extract and filename.endswith(ARCHIVE_SUFFIXES):
+            download_and_extract(url, str(filepath), str(dest), hash_val=hash_value, hash_type=hash_type, progress=True)
+            return dest
+        download_url(url, str(filepath), hash_val=hash_value, hash_type=hash_type, progress=True)
+    except HashCheckError as error:
+        filepath.unlink(missing_ok=True)  # never leave an unverified archive where a retry would trust it
+        raise RuntimeError(
+            f"{name}: {hash_type} checksum of {url} does not match {hash_value}; the download was deleted"
+        ) from error
     return filepath

@@ -81,16 +81,16 @@ class DefendedSegmentationApp(Application):
         self.timings = {} if timings is None else timings
         super().__init__(*args, **kwargs)
 
-    def _io_names(self) -> tuple[str, str]:
+    def _bundle_io(self) -> tuple[str, str, str]:
+        """``(input name, output name, version)`` from the bundle's ``configs/metadata.json``."""
         meta = json.loads((self.bundle_path / "configs" / "metadata.json").read_text())
         formats = meta.get("network_data_format", {})
         if not formats.get("inputs") or not formats.get("outputs"):
             raise ValueError(f"{self.bundle_path}: metadata.json needs network_data_format inputs and outputs")
-        return next(iter(formats["inputs"])), next(iter(formats["outputs"]))
+        return next(iter(formats["inputs"])), next(iter(formats["outputs"])), str(meta.get("version", "0"))
 
     def compose(self) -> None:
-        input_name, output_name = self._io_names()
-        version = json.loads((self.bundle_path / "configs" / "metadata.json").read_text()).get("version", "0")
+        input_name, output_name, version = self._bundle_io()
         context = AppContext(
             {"input": str(self.input_folder), "output": str(self.output_folder), "model": str(self.bundle_path)}
         )
@@ -114,7 +114,7 @@ class DefendedSegmentationApp(Application):
         )
         writer = DICOMSegmentationWriterOperator(
             self,
-            segment_descriptions=hippocampus_segments(str(version)),
+            segment_descriptions=hippocampus_segments(version),
             output_folder=self.output_folder,
             custom_tags={"SeriesDescription": "Hippocampus segmentation (defended)"},
             name="seg_writer",
