@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
     """The shared ``--data-root`` flag (else ``$MEDSECURE_DATA_ROOT``, else ``../shared/data``)."""
-    parser.add_argument("--data-root", default=None, help="dataset root (default: $MEDSECURE_DATA_ROOT or ../shared/data)")
+    parser.add_argument(
+        "--data-root", default=None, help="dataset root (default: $MEDSECURE_DATA_ROOT or ../shared/data)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

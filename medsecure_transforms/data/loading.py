@@ -25,7 +25,7 @@ class SafeLoadImaged(LoadImaged):
     def __call__(self, data, reader=None):
         try:
             return super().__call__(data, reader)
-        except Exception as err:
+        except Exception:
             for key in self.key_iterator(dict(data)):
                 try:
                     self._loader(data[key], reader)

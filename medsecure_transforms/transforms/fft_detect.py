@@ -38,6 +38,7 @@ from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tenso
 
 from ..defenses.fft_detect import AdversarialInputRejected, FFTDetector
 from ..defenses.reformer import Reformer
+from .keywise import KeywiseMapTransform
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class FFTDetect(Transform):
         return self.inspect(img)[0]
 
 
-class Reformd(MapTransform):
+class Reformd(KeywiseMapTransform):
     """Dictionary version of :class:`Reform`."""
 
     backend = Reform.backend
@@ -205,14 +206,6 @@ class Reformd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.transform = Reform(reformer, device)
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            try:
-                d[key] = self.transform(d[key])
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"key {key!r}: {err}") from err
-        return d
 
 
 class FFTDetectd(MapTransform):

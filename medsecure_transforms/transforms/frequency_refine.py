@@ -7,7 +7,7 @@ records ``defense`` (the table name) and ``defense_mean_abs_change`` (mean |outp
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -15,11 +15,12 @@ from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from ..defenses.frequency_refine import BlockDCTQuantizer
 from ..defenses.quant_tables import QuantTable
+from .keywise import KeywiseMapTransform
 
 DEFAULT_COLOR = "rgb"
 
@@ -93,7 +94,7 @@ class FrequencyRefine(BlockQuantize):
         super().__init__(_quantizer(table, intensity_range, color, straight_through), intensity_range is not None)
 
 
-class BlockQuantized(MapTransform):
+class BlockQuantized(KeywiseMapTransform):
     """Dictionary wrapper applying an array transform to ``keys``."""
 
     backend = BlockQuantize.backend
@@ -102,14 +103,6 @@ class BlockQuantized(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.transform = transform
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            try:
-                d[key] = self.transform(d[key])
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"key {key!r}: {err}") from err
-        return d
 
 
 class FrequencyRefined(BlockQuantized):

@@ -10,7 +10,7 @@ loading (before intensity scaling), where the image still has its stored dtype a
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,12 @@ from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from ..codecs.mv_compress3d import MVCompress3D as MVCompress3DCodec
 from ..codecs.mv_compress3d import encode_to_ratio
+from .keywise import KeywiseMapTransform
 
 META_KEY = "mv_compress3d"
 
@@ -99,7 +100,7 @@ class MVCompress3D(Transform):
         return result
 
 
-class MVCompress3Dd(MapTransform):
+class MVCompress3Dd(KeywiseMapTransform):
     """Dictionary version of :class:`MVCompress3D` (same arguments after ``keys``)."""
 
     backend = MVCompress3D.backend
@@ -117,14 +118,6 @@ class MVCompress3Dd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.transform = MVCompress3D(codec, q_min, q_max, mapping, target_ratio)
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            try:
-                d[key] = self.transform(d[key])
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"key {key!r}: {err}") from err
-        return d
 
 
 MVCompress3DD = MVCompress3DDict = MVCompress3Dd

@@ -25,6 +25,8 @@ from medsecure_transforms.codecs.oct_preprocessing import (
     place_from_canvas,
 )
 
+from .keywise import KeywiseMapTransform
+
 __all__ = [
     "OCTCodec", "OCTCodecD", "OCTCodecDict", "OCTCodecd",
     "OCTDenoise", "OCTDenoiseD", "OCTDenoiseDict", "OCTDenoised",
@@ -232,22 +234,7 @@ class OCTCodec(Transform):
         return _record(out, CODEC_KEY, info)
 
 
-class _MapAdapter(MapTransform):
-    """Applies an array transform to every key."""
-
-    transform: Transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            try:
-                d[key] = self.transform(d[key])
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"key {key!r}: {err}") from err
-        return d
-
-
-class OCTGrayscaled(_MapAdapter):
+class OCTGrayscaled(KeywiseMapTransform):
     """Dictionary version of :class:`OCTGrayscale`."""
 
     backend = OCTGrayscale.backend
@@ -258,7 +245,7 @@ class OCTGrayscaled(_MapAdapter):
         self.transform = OCTGrayscale(mode, atol)
 
 
-class OCTDenoised(_MapAdapter):
+class OCTDenoised(KeywiseMapTransform):
     """Dictionary version of :class:`OCTDenoise`."""
 
     backend = OCTDenoise.backend
@@ -316,7 +303,7 @@ class OCTRetinaPlaced(MapTransform):
         return d
 
 
-class OCTCodecd(_MapAdapter):
+class OCTCodecd(KeywiseMapTransform):
     """Dictionary version of :class:`OCTCodec`; with ``ratio_key`` the measured ratio is also stored under that key."""
 
     backend = OCTCodec.backend
