@@ -36,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     comp.add_argument("--mapping", choices=MAPPINGS, help="step mapping (default machine_vision = Eq. 4)")
     comp.add_argument("--value-range", type=float, help="intensities mapped to [0, value_range] (default 255)")
     comp.add_argument("--raw-units", action="store_true", help="code raw intensities (steps in stored units)")
-    comp.add_argument("--target-ratio", type=float, help="scale the steps until this compression ratio is met")
+    rate = comp.add_mutually_exclusive_group()
+    rate.add_argument("--target-ratio", type=float, help="scale the steps until this compression ratio is met")
+    rate.add_argument("--scale", type=float, help="multiply both step bounds by this factor (fixed quality)")
+    rate.add_argument(
+        "--lossless", action="store_true", help="bit-exact: reversible 5/3 lifting, steps 1 (integer volumes only)"
+    )
     comp.add_argument("--keep-identifiers", action="store_true",
                       help="DICOM input: keep patient/study identifiers in <output>.identifiers.json (default: drop)")
     comp.set_defaults(func=run_compress)
@@ -67,7 +72,14 @@ def codec_from_args(args: argparse.Namespace, spatial_dims: int) -> MVCompress3D
     state.update({k: v for k, v in overrides.items() if v is not None})
     if args.raw_units:
         state["value_range"] = None
-    return MVCompress3D.from_dict(state)
+    if args.lossless:
+        return MVCompress3D.lossless(state["levels"])
+    codec = MVCompress3D.from_dict(state)
+    if args.scale is not None:
+        if not args.scale > 0:
+            raise ValueError(f"--scale must be positive, got {args.scale}")
+        codec = codec.scaled(args.scale)
+    return codec
 
 
 def run_compress(args: argparse.Namespace) -> int:

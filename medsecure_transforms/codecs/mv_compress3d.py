@@ -7,6 +7,9 @@ quantization step ``Q_n = a / (delta_n + b)`` clamped to ``[Q_min, Q_max]`` (Eq.
 from ``(Q_min, delta_max)`` and ``(Q_max, delta_min)``) -> dead-zone quantization (Eq. 1 applied to
 magnitudes, as in JPEG 2000) -> per-subband entropy coding (``codecs.entropy``) -> ``.mvc`` container.
 
+Lossless mode (:meth:`MVCompress3D.lossless`): integer voxels, JPEG 2000's reversible 5/3 integer lifting, every step
+1 and no intensity map, so the decoded volume equals the input bit for bit.
+
 Two human-vision baselines share the pipeline: ``mapping="jpeg2000"`` (step doubles with every
 high-pass filter in a subband: ``Q_min * 2**n_high``, the rule of the paper's Sec. 2.2) and
 ``mapping="uniform"`` (``Q_min`` everywhere).
@@ -26,13 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..frequency.wavelet import subband_names, subband_shapes, subband_std, wavedec_nd, waverec_nd
+from ..frequency.wavelet import REVERSIBLE_53, subband_names, subband_shapes, subband_std, wavedec_nd, waverec_nd
 from .entropy import decode_integers, encode_integers
 from .errors import CorruptStreamError
 from .mvc_format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
 from .rate_control import match_ratio
 
 __all__ = [
+    "LOSSLESS_DTYPES",
     "MAPPINGS",
     "MVCompress3D",
     "WaveletAnalysis",
@@ -46,6 +50,8 @@ __all__ = [
 ]
 
 MAPPINGS = ("machine_vision", "jpeg2000", "uniform")
+LOSSLESS_DTYPES = ("uint8", "int8", "uint16", "int16")
+"""Dtypes of the lossless mode: their 5/3 coefficients stay well inside the entropy coder's int32 range."""
 _INT32_MAX = 2**31 - 1
 
 
@@ -152,6 +158,21 @@ class MVCompress3D:
             raise ValueError(f"value_range must be positive or None, got {self.value_range}")
         if not 0 <= self.reconstruction_offset < 1:
             raise ValueError(f"reconstruction_offset must lie in [0, 1), got {self.reconstruction_offset}")
+        lossless = (self.q_min, self.mapping, self.value_range, self.reconstruction_offset) == (1, "uniform", None, 0)
+        if self.wavelet == REVERSIBLE_53 and not lossless:
+            raise ValueError(
+                "wavelet rev5/3 is the lossless mode: use MVCompress3D.lossless() (q_min 1, mapping 'uniform', "
+                "value_range None, reconstruction_offset 0)"
+            )
+
+    @classmethod
+    def lossless(cls, levels: Sequence[int] = (3, 3, 3)) -> MVCompress3D:
+        """Bit-exact mode for integer volumes (``LOSSLESS_DTYPES``): reversible 5/3 lifting, every step 1."""
+        return cls(REVERSIBLE_53, tuple(levels), 1.0, 1.0, "uniform", None, 0.0)
+
+    @property
+    def is_lossless(self) -> bool:
+        return self.wavelet == REVERSIBLE_53
 
     # ---- state -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -188,6 +209,8 @@ class MVCompress3D:
             )
         if array.dtype.name not in DTYPES:
             raise TypeError(f"MVCompress3D supports dtypes {DTYPES}, got {array.dtype}")
+        if self.is_lossless and array.dtype.name not in LOSSLESS_DTYPES:
+            raise TypeError(f"lossless mode codes integer volumes of dtype {LOSSLESS_DTYPES}, got {array.dtype}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise ValueError("MVCompress3D input contains NaN or infinite values")
         channel_axis = array.ndim == d + 1
@@ -211,6 +234,8 @@ class MVCompress3D:
         target = padded_shape(x.shape, levels)
         pad = [p for n, t in zip(reversed(x.shape), reversed(target), strict=True) for p in (0, t - n)]
         x = F.pad(x[None, None], pad, mode="replicate")[0, 0] if any(pad) else x
+        if self.is_lossless:  # the integers are exact in float64; lifting runs on int64
+            x = x.to(torch.int64)
         return wavedec_nd(x, self.wavelet, levels)
 
     def analyse(self, array: np.ndarray | torch.Tensor) -> WaveletAnalysis:
@@ -220,7 +245,10 @@ class MVCompress3D:
         data, channel_axis, levels = self._layout(np.asarray(array))
         intensities = [self._intensity(channel) for channel in data]
         bands = [self._subbands(channel, levels, it) for channel, it in zip(data, intensities, strict=True)]
-        stds = [{k: float(v) for k, v in subband_std(b, len(levels)).items()} for b in bands]
+        stds = [
+            {k: float(v) for k, v in subband_std({n: c.double() for n, c in b.items()}, len(levels)).items()}
+            for b in bands
+        ]
         return WaveletAnalysis(tuple(data.shape), data.dtype.name, channel_axis, levels, intensities, bands, stds)
 
     def steps_for(self, array: np.ndarray | torch.Tensor | WaveletAnalysis) -> list[dict[str, float]]:
@@ -256,6 +284,8 @@ class MVCompress3D:
             raise ValueError(f"spacing must hold {d} positive finite values, got {spacing}")
         names = subband_names(levels)
         channels = analysis.shape[0]
+        if self.is_lossless and steps is not None:
+            raise ValueError("lossless mode takes no explicit steps (every step is 1)")
         if steps is None:
             steps = self.steps_for(analysis)
         elif len(steps) != channels or any(set(s) != set(names) for s in steps):
@@ -300,10 +330,13 @@ class MVCompress3D:
                 if values.size != size:
                     raise CorruptStreamError(f"subband {name} holds {values.size} values, expected {size}")
                 q = torch.from_numpy(values.reshape(shapes[name]))
-                bands[name] = dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset)
+                if header.wavelet == REVERSIBLE_53:  # steps 1: the integers are the coefficients
+                    bands[name] = q.to(torch.int64)
+                else:
+                    bands[name] = dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset)
             y = waverec_nd(bands, header.wavelet, header.levels)[tuple(slice(0, n) for n in header.shape)]
             offset, scale = header.intensity[c]
-            channels.append(offset + scale * y.numpy())
+            channels.append(offset + scale * y.numpy().astype(np.float64))
         out = np.stack(channels) if header.channel_axis else channels[0]
         return _cast(out, header.dtype), header
 

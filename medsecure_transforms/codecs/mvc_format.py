@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..frequency.wavelet import subband_names
+from ..frequency.wavelet import REVERSIBLE_53, subband_names
 from .errors import CorruptStreamError
 
 __all__ = [
@@ -38,8 +38,9 @@ __all__ = [
 
 MAGIC = b"MVC3"
 VERSION = 1
-WAVELETS = ("haar", "db2", "bior2.2", "bior4.4")
-"""Wavelet ids 0..3 (``bior2.2`` is the CDF 5/3 pair of JPEG 2000 lossless, ``bior4.4`` the CDF 9/7 pair)."""
+WAVELETS = ("haar", "db2", "bior2.2", "bior4.4", REVERSIBLE_53)
+"""Wavelet ids 0..4: ``bior2.2`` is the (real-valued) CDF 5/3 pair, ``bior4.4`` the CDF 9/7 pair of JPEG 2000 lossy
+coding, ``rev5/3`` the reversible integer LeGall 5/3 lifting of JPEG 2000 lossless coding (steps 1, offset 0)."""
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 MAX_VOXELS = 2**28
 MAX_AXIS = 2**16 - 1
@@ -191,6 +192,8 @@ def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
             raise CorruptStreamError(f"mvc intensity mapping offset={lo}, scale={scale} invalid")
         if not all(np.isfinite(s) and s > 0 for s in steps):
             raise CorruptStreamError("mvc quantization steps must be finite and positive")
+        if header.wavelet == REVERSIBLE_53 and (any(s != 1 for s in steps) or offset != 0 or (lo, scale) != (0, 1)):
+            raise CorruptStreamError("mvc lossless (rev5/3) stream must have steps 1, offset 0 and no intensity map")
         header.intensity.append((lo, scale))
         header.steps.append(dict(zip(names, steps, strict=True)))
         header.stream_bytes.append(dict(zip(names, sizes, strict=True)))

@@ -6,6 +6,9 @@ level is one matrix product with an ``[n, n]`` analysis matrix built from PyWave
 (``mode="periodization"``), so the coefficients equal ``pywt.wavedecn(..., mode="periodization")``
 and the transform is differentiable.
 
+``REVERSIBLE_53`` (``"rev5/3"``) is JPEG 2000's reversible LeGall 5/3 integer lifting (ITU-T T.800 Annex F, whole-sample
+symmetric extension) on ``int64`` tensors: integers in, integers out, exactly invertible (the lossless mode).
+
 Subband names: ``L{k}/{code}`` with ``k = 1`` the finest level and ``code`` one letter per transformed
 axis: ``a`` (low-pass), ``d`` (high-pass) or ``x`` (axis not decomposed at that level, when ``levels``
 differ per axis). The last entry of :func:`subband_names` is the coarsest approximation, e.g. ``L3/aaa``
@@ -23,6 +26,7 @@ import pywt
 import torch
 
 __all__ = [
+    "REVERSIBLE_53",
     "dwt_matrices",
     "subband_names",
     "subband_shapes",
@@ -30,6 +34,49 @@ __all__ = [
     "wavedec_nd",
     "waverec_nd",
 ]
+
+
+REVERSIBLE_53 = "rev5/3"
+
+
+def _lift53_forward(x: torch.Tensor) -> torch.Tensor:
+    """One reversible 5/3 level on the last axis (even length): ``[..., n] -> [..., low n/2 | high n/2]``."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    even_next = torch.cat([even[..., 1:], even[..., -1:]], -1)  # x[n] mirrors to x[n - 2]
+    high = odd - torch.div(even + even_next, 2, rounding_mode="floor")
+    high_prev = torch.cat([high[..., :1], high[..., :-1]], -1)  # d[-1] mirrors to d[0]
+    low = even + torch.div(high_prev + high + 2, 4, rounding_mode="floor")
+    return torch.cat([low, high], -1)
+
+
+def _lift53_inverse(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_lift53_forward` (the same integer steps undone in reverse order)."""
+    half = y.shape[-1] // 2
+    low, high = y[..., :half], y[..., half:]
+    high_prev = torch.cat([high[..., :1], high[..., :-1]], -1)
+    even = low - torch.div(high_prev + high + 2, 4, rounding_mode="floor")
+    even_next = torch.cat([even[..., 1:], even[..., -1:]], -1)
+    odd = high + torch.div(even + even_next, 2, rounding_mode="floor")
+    return torch.stack([even, odd], -1).reshape(y.shape)
+
+
+def _level_along(x: torch.Tensor, axis: int, wavelet: str, inverse: bool) -> torch.Tensor:
+    """One analysis (or synthesis) level of ``wavelet`` along ``axis``: low half first, then high half."""
+    if wavelet == REVERSIBLE_53:
+        step = _lift53_inverse if inverse else _lift53_forward
+        return torch.movedim(step(torch.movedim(x, axis, -1)), -1, axis)
+    analysis, synthesis = dwt_matrices(x.shape[axis], wavelet, x.dtype, x.device)
+    return _apply(x, axis, synthesis if inverse else analysis)
+
+
+def _check_input(x: torch.Tensor, wavelet: str, caller: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{caller} expects a torch.Tensor, got {type(x).__name__}")
+    if wavelet == REVERSIBLE_53:
+        if x.dtype != torch.int64:
+            raise TypeError(f"{caller}: the reversible 5/3 transform works on int64 tensors, got {x.dtype}")
+    elif not x.is_floating_point():
+        raise TypeError(f"{caller}: wavelet {wavelet!r} expects a floating tensor, got {x.dtype}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -115,15 +162,16 @@ def wavedec_nd(x: torch.Tensor, wavelet: str, levels: Sequence[int]) -> dict[str
     """Multi-level separable DWT of the trailing ``len(levels)`` axes of ``x``.
 
     Args:
-        x: floating tensor ``[..., n_1, ..., n_d]``; ``n_i`` a multiple of ``2**levels[i]``.
-        wavelet: a PyWavelets discrete wavelet name (``"haar"``, ``"db2"``, ``"bior4.4"`` = CDF 9/7 ...).
+        x: floating tensor ``[..., n_1, ..., n_d]`` (``int64`` for ``REVERSIBLE_53``); ``n_i`` a multiple of
+            ``2**levels[i]``.
+        wavelet: a PyWavelets discrete wavelet name (``"haar"``, ``"db2"``, ``"bior4.4"`` = CDF 9/7 ...) or
+            ``REVERSIBLE_53``.
         levels: decomposition levels per trailing axis (``0`` leaves that axis untouched).
 
     Returns:
         ``{name: coefficients [..., *subband_shape]}`` in :func:`subband_names` order.
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"wavedec_nd expects a floating torch.Tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}")
+    _check_input(x, wavelet, "wavedec_nd")
     levels = _check_levels(levels)
     ndim = len(levels)
     if x.ndim < ndim:
@@ -135,8 +183,7 @@ def wavedec_nd(x: torch.Tensor, wavelet: str, levels: Sequence[int]) -> dict[str
         active = _active(levels, k)
         for i, on in enumerate(active):
             if on:
-                analysis, _ = dwt_matrices(approx.shape[i - ndim], wavelet, approx.dtype, approx.device)
-                approx = _apply(approx, i - ndim, analysis)
+                approx = _level_along(approx, i - ndim, wavelet, inverse=False)
         halves = [
             (("a", slice(0, n // 2)), ("d", slice(n // 2, n))) if on else (("x", slice(None)),)
             for n, on in zip(approx.shape[-ndim:], active, strict=True)
@@ -163,6 +210,7 @@ def waverec_nd(subbands: Mapping[str, torch.Tensor], wavelet: str, levels: Seque
         raise ValueError(f"waverec_nd: missing subbands {missing[:4]}{'...' if len(missing) > 4 else ''}")
     ndim = len(levels)
     approx = subbands[names[-1]]
+    _check_input(approx, wavelet, "waverec_nd")
     for k in range(max(levels), 0, -1):
         active = _active(levels, k)
         approx_code = "".join("a" if on else "x" for on in active)
@@ -180,10 +228,9 @@ def waverec_nd(subbands: Mapping[str, torch.Tensor], wavelet: str, levels: Seque
                 merged[code[:i] + "m" + code[i + 1 :]] = torch.cat([block, partner], dim=i - ndim)
             blocks = merged
         (approx,) = blocks.values()
-        for i, on in enumerate(active):
-            if on:
-                _, synthesis = dwt_matrices(approx.shape[i - ndim], wavelet, approx.dtype, approx.device)
-                approx = _apply(approx, i - ndim, synthesis)
+        for i in reversed(range(ndim)):  # undo the axes in reverse order: integer lifting steps do not commute
+            if active[i]:
+                approx = _level_along(approx, i - ndim, wavelet, inverse=True)
     return approx
 
 
