@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     channels = train.shape[1]
     log_path = args.out / "training.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    log["setup"] = {
+    setup = {
         "bundle": args.bundle, "train_slices": len(train), "val_slices": len(val), "shape": list(train.shape[1:]),
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
         "reformer_noise": args.reformer_noise, "t_fp": args.t_fp, "seed": args.seed, "threads": args.threads,
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - start
         model.save(args.out / f"{name}.pt")
         log = json.loads(log_path.read_text()) if log_path.is_file() else log  # parallel runs share the log
+        log["setup"] = setup
         log[name] = {"loss_per_epoch": history, "train_seconds": round(seconds, 1), **entry}
         log_path.write_text(json.dumps(log, indent=2))
         print(f"{name}: loss {history[-1]:.5f}, {seconds:.0f} s", flush=True)
