@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dag-gamma", type=float, default=1.0 / 255)
     parser.add_argument("--asma-iter", type=int, default=30)
     parser.add_argument("--asma-linf", type=float, default=8.0 / 255)
+    parser.add_argument("--asma-beta", type=float, default=1e-3, help="authors' 1e-6 x 1000 (docs/attacks.md)")
+    parser.add_argument("--asma-tau", type=float, default=1e-4, help="authors' 1e-7 x 1000")
     parser.add_argument("--pgd-eps", type=float, default=4.0 / 255)
     parser.add_argument("--pgd-steps", type=int, default=10)
     parser.add_argument("--adaptive-steps", type=int, default=10)
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     clean_pred = segment(network, images)
     attacks = {
         "DAG": (DAG(max_iter=args.dag_iter, gamma=args.dag_gamma, seed=args.seed), erase_classes(clean_pred)),
-        "ASMA": (ASMA(max_iter=args.asma_iter, max_linf=args.asma_linf, seed=args.seed), shift_mask(labels, (12, 12))),
+        "ASMA": (ASMA(max_iter=args.asma_iter, beta=args.asma_beta, tau=args.asma_tau, max_linf=args.asma_linf,
+                      seed=args.seed), shift_mask(labels, (12, 12))),
         "PGD": (PGD(epsilon=args.pgd_eps, step_size=args.pgd_eps / 4, steps=args.pgd_steps, seed=args.seed), labels),
     }
     adversarial, attack_info = {}, {}
