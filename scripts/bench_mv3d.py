@@ -16,6 +16,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,29 @@ def timed(fn, repeats: int) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+PEAK_SCRIPT = """
+import json, resource, sys
+from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
+from medsecure_transforms.codecs.volume_io import read_volume
+raw, affine, _ = read_volume(sys.argv[1])
+MVCompress3D.decode(MVCompress3D().encode(raw[:16, :16, :8]))  # warm-up: lazy library set-up is not codec memory
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+MVCompress3D.decode(MVCompress3D().encode(raw, affine=affine))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"volume_bytes": int(raw.nbytes), "peak_increase_bytes": 1024 * (after - before)}))
+"""
+
+
+def peak_memory(path: str, threads: int) -> dict:
+    """Encode + decode ``path`` in a fresh process; the rise of its peak RSS (ru_maxrss) over the loaded volume."""
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-c", PEAK_SCRIPT, path]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["ratio_to_volume"] = result["peak_increase_bytes"] / result["volume_bytes"]
+    return result
 
 
 def main(argv=None) -> int:
@@ -87,6 +111,8 @@ def main(argv=None) -> int:
                 "zstd": {"encode_s": zenc_s, "decode_s": zdec_s, "ratio": raw.nbytes / len(zblob)},
             }
         )
+    largest = max(datalist, key=lambda item: Path(str(item["image"])).stat().st_size)
+    memory = {"volume": Path(str(largest["image"])).name, **peak_memory(str(largest["image"]), args.threads)}
     total_mb = sum(r["raw_mb"] for r in rows)
     table = {}
     for name in ("mv3d", "openjpeg", "mv3d_lossless", "zstd"):
@@ -120,6 +146,7 @@ def main(argv=None) -> int:
         "machine": machine,
         "summary": table,
         "relative": relative,
+        "peak_memory": memory,
         "rows": rows,
     }
     (out / "bench.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -138,6 +165,9 @@ def main(argv=None) -> int:
         "",
         f"MVCompress3D / OpenJPEG time: encode {relative['mv3d_encode_vs_openjpeg']:.2f}x, "
         f"decode {relative['mv3d_decode_vs_openjpeg']:.2f}x (same volumes, same ratio).",
+        f"Peak memory of encode + decode on the largest volume ({memory['volume']}, {memory['volume_bytes']} bytes): "
+        f"{memory['peak_increase_bytes'] / 1e6:.1f} MB above the loaded volume = "
+        f"{memory['ratio_to_volume']:.1f}x its size.",
         f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, torch threads {machine['torch_threads']}; "
         f"{machine['note']}.",
     ]
