@@ -8,7 +8,7 @@ equation (1) with the same multiplier schedule, so their adversarial images agre
 checks that and prints both times, the ratio, the attack success and the machine.
 
     nice -n 10 python scripts/bench_attacks.py --bundle fundus_disc_seg --images 8 --iterations 100 \
-        --output results/attacks/bench_asma.json
+        --output results/attacks/bench_asma_8x100.json
 """
 
 from __future__ import annotations
