@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -69,7 +70,7 @@ print(json.dumps({"volume_bytes": int(raw.nbytes), "peak_increase_bytes": 1024 *
 
 def peak_memory(path: str, threads: int) -> dict:
     """Encode + decode ``path`` in a fresh process: peak RSS (VmHWM, reset first) above the RSS with the volume."""
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, "-c", PEAK_SCRIPT, path]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
     machine = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "note": "shared CPU (several jobs at once): absolute times are upper bounds, ratios are side by side",
     }

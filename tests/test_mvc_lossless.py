@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import struct
 import zlib
@@ -14,8 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_mvc import phantom
+from test_mvc_cli import _run
 
-from medsecure_transforms.cli import codec as codec_cli
 from medsecure_transforms.codecs import CorruptStreamError
 from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
 from medsecure_transforms.codecs.volume_io import write_nifti
@@ -103,13 +102,6 @@ def test_forged_lossless_header_with_a_step_is_rejected():
         MVCompress3D.decode(bytes(blob))
 
 
-def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    codec_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
-
-
 def test_cli_lossless_and_scale(tmp_path, capsys):
     volume = phantom((32, 24, 16))
     affine = np.diag([0.9, 0.9, 6.0, 1.0])
@@ -129,3 +121,5 @@ def test_cli_lossless_and_scale(tmp_path, capsys):
     assert sizes[1] < sizes[0]
     with pytest.raises(SystemExit):
         _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--lossless", "--scale", "2")
+    with pytest.raises(ValueError, match="--q-max"):
+        _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--lossless", "--q-max", "8")

@@ -73,6 +73,9 @@ def codec_from_args(args: argparse.Namespace, spatial_dims: int) -> MVCompress3D
     if args.raw_units:
         state["value_range"] = None
     if args.lossless:
+        lossy = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "levels"]
+        if lossy or args.raw_units:
+            raise ValueError(f"--lossless fixes the wavelet and steps; drop {lossy + ['--raw-units'] * args.raw_units}")
         return MVCompress3D.lossless(state["levels"])
     codec = MVCompress3D.from_dict(state)
     if args.scale is not None:

@@ -245,10 +245,7 @@ class MVCompress3D:
         data, channel_axis, levels = self._layout(np.asarray(array))
         intensities = [self._intensity(channel) for channel in data]
         bands = [self._subbands(channel, levels, it) for channel, it in zip(data, intensities, strict=True)]
-        stds = [
-            {k: float(v) for k, v in subband_std({n: c.double() for n, c in b.items()}, len(levels)).items()}
-            for b in bands
-        ]
+        stds = [{k: float(v) for k, v in subband_std(b, len(levels)).items()} for b in bands]
         return WaveletAnalysis(tuple(data.shape), data.dtype.name, channel_axis, levels, intensities, bands, stds)
 
     def steps_for(self, array: np.ndarray | torch.Tensor | WaveletAnalysis) -> list[dict[str, float]]:
@@ -336,7 +333,7 @@ class MVCompress3D:
                     bands[name] = dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset)
             y = waverec_nd(bands, header.wavelet, header.levels)[tuple(slice(0, n) for n in header.shape)]
             offset, scale = header.intensity[c]
-            channels.append(offset + scale * y.numpy().astype(np.float64))
+            channels.append(offset + scale * y.to(torch.float64).numpy())  # no copy on the lossy (float64) path
         out = np.stack(channels) if header.channel_axis else channels[0]
         return _cast(out, header.dtype), header
 

@@ -237,7 +237,10 @@ def waverec_nd(subbands: Mapping[str, torch.Tensor], wavelet: str, levels: Seque
 def subband_std(subbands: Mapping[str, torch.Tensor], spatial_dims: int) -> dict[str, torch.Tensor]:
     """Per-subband standard deviation over the trailing ``spatial_dims`` axes (the paper's SI, delta_n).
 
-    Returns ``{name: std [...leading]}`` (population std, ``correction=0``).
+    Returns ``{name: std [...leading]}`` (population std, ``correction=0``; integer subbands in float64).
     """
     dims = tuple(range(-spatial_dims, 0))
-    return {name: torch.std(c, dim=dims, correction=0) for name, c in subbands.items()}
+    return {
+        name: torch.std(c if c.is_floating_point() else c.double(), dim=dims, correction=0)
+        for name, c in subbands.items()
+    }

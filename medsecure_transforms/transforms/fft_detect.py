@@ -207,7 +207,6 @@ class Reformd(KeywiseMapTransform):
         self.transform = Reform(reformer, device)
 
 
-
 class FFTDetectd(MapTransform):
     """Dictionary version of :class:`FFTDetect`; the report of ``key`` goes to ``"<key>_<report_postfix>"``.
 

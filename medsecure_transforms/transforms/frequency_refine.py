@@ -104,7 +104,6 @@ class BlockQuantized(KeywiseMapTransform):
         self.transform = transform
 
 
-
 class FrequencyRefined(BlockQuantized):
     """Dictionary version of :class:`FrequencyRefine` (same arguments after ``keys``)."""
 

@@ -119,5 +119,4 @@ class MVCompress3Dd(KeywiseMapTransform):
         self.transform = MVCompress3D(codec, q_min, q_max, mapping, target_ratio)
 
 
-
 MVCompress3DD = MVCompress3DDict = MVCompress3Dd
