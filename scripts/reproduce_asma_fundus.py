@@ -11,7 +11,11 @@ attack makes the network report that wrong disc. Checks the bar of issue 3:
 Writes the engine's reports (JSON/CSV/Markdown/PNG) and ``quality_bar.json`` into ``--output-dir``; the MLflow store
 goes to ``--tracking-dir`` (outside the repository's results by default).
 
+``--attack pgd`` runs targeted Linf PGD (cross-entropy to the same target masks, same budget) instead: the
+reachability reference that says whether the bar can be met at that budget by a strong first-order attack at all.
+
     nice -n 10 python scripts/reproduce_asma_fundus.py --output-dir results/attacks/fundus_asma
+    nice -n 10 python scripts/reproduce_asma_fundus.py --attack pgd --output-dir results/attacks/fundus_pgd_reference
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import torch
 from monai.data import Dataset
 
-from medsecure_transforms.attacks import ASMA
+from medsecure_transforms.attacks import ASMA, PGD
 from medsecure_transforms.attacks.targets import scale_mask, shift_mask
 from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
 from medsecure_transforms.evaluation.reporting import aggregate, write_markdown
@@ -84,7 +88,9 @@ def main() -> None:
     parser.add_argument("--bundle", default="fundus_disc_seg")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--max-iter", type=int, default=150)
+    parser.add_argument("--attack", choices=("asma", "pgd"), default="asma")
+    parser.add_argument("--max-iter", type=int, default=150, help="ASMA iterations, or PGD steps")
+    parser.add_argument("--pgd-step-size", type=float, default=1 / 255)
     parser.add_argument("--beta", type=float, default=1e-3, help="authors' 1e-6 x 1000 (see docs/attacks.md)")
     parser.add_argument("--tau", type=float, default=1e-4, help="authors' 1e-7 x 1000")
     parser.add_argument("--target-iou", type=float, default=0.8)
@@ -107,8 +113,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_bundle_network(args.bundle)
     datalist, transform = bundle_preprocessing(args.bundle, args.split, limit=args.limit)
-    attack = ASMA(max_iter=args.max_iter, beta=args.beta, tau=args.tau, target_iou=args.target_iou,
-                  max_linf=args.max_linf)
+    if args.attack == "asma":
+        attack = ASMA(max_iter=args.max_iter, beta=args.beta, tau=args.tau, target_iou=args.target_iou,
+                      max_linf=args.max_linf)
+    else:
+        attack = PGD(epsilon=args.max_linf, step_size=args.pgd_step_size, steps=args.max_iter, targeted=True)
     if args.target == "scale":
         target_fn = partial(scale_mask, factor=args.scale)
     else:
@@ -117,7 +126,7 @@ def main() -> None:
     report = evaluate_robustness(
         model, Dataset(datalist, transform), attack, args.output_dir, target_fn=target_fn,
         regions={"disc": [1, 2], "cup": [2]}, batch_size=args.batch_size, tracking_dir=args.tracking_dir,
-        run_name=f"{args.bundle}-{args.split}-asma",
+        run_name=f"{args.bundle}-{args.split}-{args.attack}", success_iou=args.target_iou,
     )
     bar = quality_bar(report["aggregate"])
     bar.update({

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unittest
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,8 +16,11 @@ from medsecure_transforms.frequency import (
     dwt_matrices,
     subband_names,
     subband_shapes,
+    subband_slices,
     subband_std,
+    wavedec_inplace,
     wavedec_nd,
+    waverec_inplace,
     waverec_nd,
 )
 
@@ -126,3 +130,38 @@ class TestBadInput(unittest.TestCase):
     def test_bad_levels(self):
         with pytest.raises(ValueError, match="levels"):
             subband_names((0, 0))
+
+
+class TestInPlaceLayout(unittest.TestCase):
+    """The packed (Mallat) layout the codec transforms in place, slab by slab."""
+
+    def test_packed_layout_holds_the_wavedecn_subbands(self):
+        x = torch.randn(16, 8, 4, dtype=torch.float64, generator=_GEN)
+        levels = (3, 2, 1)
+        packed = wavedec_inplace(x.clone(), "db2", levels)
+        ref = wavedec_nd(x, "db2", levels)
+        for name, where in subband_slices(x.shape, levels).items():
+            torch.testing.assert_close(packed[where], ref[name])
+
+    def test_slabs_give_the_same_result_as_one_pass(self):
+        # a slab of 64 samples forces dozens of slabs per level; the result must not depend on the slab size
+        x = torch.randn(2, 32, 16, 24, dtype=torch.float64, generator=_GEN)
+        whole = wavedec_inplace(x.clone(), "bior4.4", (3, 2, 3))
+        with mock.patch("medsecure_transforms.frequency.wavelet._SLAB_ELEMENTS", 64):
+            slabbed = wavedec_inplace(x.clone(), "bior4.4", (3, 2, 3))
+            torch.testing.assert_close(slabbed, whole, atol=1e-12, rtol=0)
+            torch.testing.assert_close(waverec_inplace(slabbed, "bior4.4", (3, 2, 3)), x, atol=1e-9, rtol=0)
+
+    def test_transform_overwrites_its_input(self):
+        x = torch.randn(8, 8, 8, dtype=torch.float32, generator=_GEN)
+        pointer = x.data_ptr()
+        out = wavedec_inplace(x, "haar", (1, 1, 1))
+        self.assertIs(out, x)
+        self.assertEqual(out.data_ptr(), pointer)
+
+    def test_slab_std_matches_torch_std(self):
+        x = torch.randn(3, 40, 24, 16, dtype=torch.float32, generator=_GEN) * 5 + 100
+        with mock.patch("medsecure_transforms.frequency.wavelet._SLAB_ELEMENTS", 100):
+            stds = subband_std({"band": x}, spatial_dims=3)["band"]
+        expected = x.double().flatten(1).std(dim=1, correction=0)
+        torch.testing.assert_close(stds.double(), expected, rtol=1e-6, atol=0)

@@ -49,6 +49,8 @@ _CATEGORICAL_FIELDS = struct.Struct("<iiBI")  # lo, hi, escape mode, zlib table 
 _NO_ESCAPE, _LAPLACE_ESCAPE, _RAW_ESCAPE = 0, 1, 2
 _CRC = struct.Struct("<I")
 _MIN_SCALE = 1e-3
+_CHUNK = 1 << 16
+"""Symbols per histogram or decoding chunk: bounds the scratch of large streams."""
 # constriction is a compiled module: its submodules are attributes, not importable paths
 Categorical = constriction.stream.model.Categorical
 QuantizedLaplace = constriction.stream.model.QuantizedLaplace
@@ -78,7 +80,7 @@ def encode_integers(values: np.ndarray) -> bytes:
         raise ValueError(
             f"encode_integers: values span [{flat.min()}, {flat.max()}], outside int32 [{_INT32.min}, {_INT32.max}]"
         )
-    flat = flat.astype(np.int32)
+    flat = flat.astype(np.int32, copy=False)
     vmin, vmax = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
     if vmin == vmax:
         return _seal(_HEAD.pack(MAGIC, VERSION, _CONSTANT, flat.size, vmin, vmax))
@@ -130,14 +132,23 @@ def decode_integers(blob: bytes, max_count: int) -> np.ndarray:
     raise CorruptStreamError(f"unknown entropy model id {model}")
 
 
-def _seal(body: bytes) -> bytes:
-    return body + _CRC.pack(zlib.crc32(body))
+def _seal(*parts: bytes | np.ndarray) -> bytes:
+    """Concatenate ``parts`` (bytes, or range-coder words written as little-endian uint32) and append their CRC-32.
+
+    One copy of the payload: the words go into the result without an intermediate ``bytes``.
+    """
+    chunks = [p.astype("<u4", copy=False) if isinstance(p, np.ndarray) else p for p in parts]
+    crc = 0
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+    return b"".join([*chunks, _CRC.pack(crc)])
 
 
 def _laplace_fit(values: np.ndarray) -> tuple[float, float]:
     """Maximum-likelihood Laplace parameters: median and mean absolute deviation (floored)."""
     mean = float(np.median(values))
-    return mean, max(float(np.mean(np.abs(values - mean))), _MIN_SCALE)
+    deviation = np.subtract(values, mean, dtype=np.float32)  # float32 scratch: large subbands stay cheap
+    return mean, max(float(np.abs(deviation, out=deviation).mean(dtype=np.float64)), _MIN_SCALE)
 
 
 def _laplace_fits(vmin: int, vmax: int) -> bool:
@@ -155,7 +166,7 @@ def _encode_laplace(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
     encoder = RangeEncoder()
     encoder.encode(flat, QuantizedLaplace(vmin, vmax, mean, scale))
     head = _HEAD.pack(MAGIC, VERSION, _LAPLACE, flat.size, vmin, vmax) + _LAPLACE_FIELDS.pack(mean, scale)
-    return _seal(head + encoder.get_compressed().astype("<u4").tobytes())
+    return _seal(head, encoder.get_compressed())
 
 
 def _decode_laplace(rest: bytes, count: int, vmin: int, vmax: int) -> np.ndarray:
@@ -180,13 +191,15 @@ def _window(flat: np.ndarray, vmin: int, vmax: int) -> tuple[int, int]:
 
 def _encode_categorical(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
     lo, hi = _window(flat, vmin, vmax)
-    inside = (flat >= lo) & (flat <= hi)
-    escaped = flat[~inside]
+    outside = (flat < lo) | (flat > hi)
+    escaped = flat[outside]
     has_escape = escaped.size > 0
     escape_mode = _NO_ESCAPE if not has_escape else _LAPLACE_ESCAPE if _laplace_fits(vmin, vmax) else _RAW_ESCAPE
     n_symbols = hi - lo + 1 + int(has_escape)
-    symbols = np.where(inside, flat.astype(np.int64) - lo, hi - lo + 1).astype(np.int32)
-    counts = np.bincount(symbols, minlength=n_symbols).astype("<u4")
+    symbols = np.subtract(flat, lo, dtype=np.int32)  # exact inside the window; the rest becomes the escape symbol
+    symbols[outside] = hi - lo + 1
+    del outside
+    counts = _histogram(symbols, n_symbols).astype("<u4")
     table = zlib.compress(counts.tobytes(), 9)
     encoder = RangeEncoder()
     encoder.encode(symbols, Categorical(counts.astype(np.float64), perfect=False))
@@ -198,7 +211,7 @@ def _encode_categorical(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
         encoder.encode(escaped, QuantizedLaplace(vmin, vmax, mean, scale))
     elif escape_mode == _RAW_ESCAPE:
         head += escaped.astype("<i4").tobytes()
-    return _seal(head + encoder.get_compressed().astype("<u4").tobytes())
+    return _seal(head, encoder.get_compressed())
 
 
 def _decode_categorical(rest: bytes, count: int, vmin: int, vmax: int) -> np.ndarray:
@@ -240,13 +253,22 @@ def _decode_categorical(rest: bytes, count: int, vmin: int, vmax: int) -> np.nda
         offset += 4 * n_escaped
     decoder = _decoder(_words(rest[offset:]))
     symbols = _decode_with(decoder, Categorical(counts.astype(np.float64), perfect=False), count)
-    if not np.array_equal(np.bincount(symbols, minlength=n_symbols), counts):
+    if not np.array_equal(_histogram(symbols, n_symbols), counts):
         raise CorruptStreamError("decoded symbols do not match the stored histogram")
-    values = symbols + np.int32(lo)
+    escaped_at = symbols == n_symbols - 1 if has_escape else None
+    values = symbols  # shifted in place: the symbols are not needed any more
+    values += np.int32(lo)
     if has_escape:
-        where = symbols == n_symbols - 1
-        values[where] = raw_escaped if esc_model is None else _decode_with(decoder, esc_model, n_escaped)
-    return values.astype(np.int32)
+        values[escaped_at] = raw_escaped if esc_model is None else _decode_with(decoder, esc_model, n_escaped)
+    return values
+
+
+def _histogram(symbols: np.ndarray, n_symbols: int) -> np.ndarray:
+    """``np.bincount`` of ``symbols`` (all in ``0..n_symbols-1``) in chunks: bincount widens its input to int64."""
+    counts = np.zeros(n_symbols, dtype=np.int64)
+    for start in range(0, symbols.size, _CHUNK):
+        counts += np.bincount(symbols[start : start + _CHUNK], minlength=n_symbols)
+    return counts
 
 
 def _inflate_table(data: bytes, n_symbols: int) -> np.ndarray:
@@ -270,10 +292,15 @@ def _decoder(words: np.ndarray) -> RangeDecoder:
 
 
 def _decode_with(decoder: RangeDecoder, model, count: int) -> np.ndarray:
+    """``count`` symbols of ``model`` decoded a chunk at a time into one ``int32`` array (no second full copy)."""
+    values = np.empty(count, dtype=np.int32)
     try:
-        return np.asarray(decoder.decode(model, count), dtype=np.int32)
+        for start in range(0, count, _CHUNK):
+            stop = min(start + _CHUNK, count)
+            values[start:stop] = decoder.decode(model, stop - start)
     except Exception as err:
         raise CorruptStreamError(f"range-coded payload does not decode: {err}") from err
+    return values
 
 
 def _range_decode(words: np.ndarray, model, count: int) -> np.ndarray:

@@ -27,9 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..frequency.wavelet import REVERSIBLE_53, subband_names, subband_shapes, subband_std, wavedec_nd, waverec_nd
+from ..frequency.wavelet import (
+    REVERSIBLE_53,
+    subband_names,
+    subband_slices,
+    subband_std,
+    wavedec_inplace,
+    waverec_inplace,
+)
 from .entropy import decode_integers, encode_integers
 from .errors import CorruptStreamError
 from .mvc_format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
@@ -53,6 +59,14 @@ MAPPINGS = ("machine_vision", "jpeg2000", "uniform")
 LOSSLESS_DTYPES = ("uint8", "int8", "uint16", "int16")
 """Dtypes of the lossless mode: their 5/3 coefficients stay well inside the entropy coder's int32 range."""
 _INT32_MAX = 2**31 - 1
+_SLAB_ELEMENTS = 1 << 16
+"""Voxels processed at a time by the element-wise steps (intensity map, (de)quantization): bounds their scratch."""
+
+
+def _row_slabs(shape: Sequence[int]) -> list[slice]:
+    """Slices of the first axis of ``shape``, each covering at most ``_SLAB_ELEMENTS`` voxels (at least one row)."""
+    rows = max(1, _SLAB_ELEMENTS // max(int(np.prod(shape[1:])), 1))
+    return [slice(start, start + rows) for start in range(0, shape[0], rows)]
 
 
 def reciprocal_mapping(q_min: float, q_max: float, std_min: float, std_max: float) -> tuple[float, float]:
@@ -95,17 +109,39 @@ def step_sizes(
 
 
 def quantize_deadzone(coeffs: torch.Tensor, step: float) -> torch.Tensor:
-    """``sign(c) * floor(|c| / step)`` as ``int32`` (Eq. 1 on magnitudes; zero bin twice as wide)."""
-    q = torch.sign(coeffs) * torch.floor(coeffs.abs() / step)
-    if q.numel() and float(q.abs().max()) > _INT32_MAX:
-        raise ValueError(f"quantized coefficients exceed int32 with step {step}; use a larger step or value_range")
-    return q.to(torch.int32)
+    """``sign(c) * floor(|c| / step)`` as ``int32`` (Eq. 1 on magnitudes; zero bin twice as wide).
+
+    Integer coefficients (the lossless mode's) with step 1 are their own quantization indices.
+    """
+    if not coeffs.is_floating_point():
+        if step != 1:
+            raise ValueError(f"integer coefficients are only coded with step 1, got {step}")
+        return coeffs.to(torch.int32)
+    flat = coeffs.reshape(1) if coeffs.ndim == 0 else coeffs
+    out = torch.empty(flat.shape, dtype=torch.int32, device=coeffs.device)
+    for rows in _row_slabs(flat.shape):  # a slab at a time: no float scratch the size of the subband
+        c = flat[rows]
+        q = c.abs().div_(step).floor_()
+        if q.numel() and float(q.max()) > _INT32_MAX:
+            raise ValueError(f"quantized coefficients exceed int32 with step {step}; use a larger step or value_range")
+        out[rows] = q.copysign_(c)
+    return out.reshape(coeffs.shape)
 
 
-def dequantize_deadzone(q: torch.Tensor, step: float, offset: float, dtype: torch.dtype = torch.float64):
-    """Reconstruct ``sign(q) * (|q| + offset) * step`` (zero stays zero); ``offset = 0.5`` is the bin centre."""
-    qf = q.to(dtype)
-    return torch.sign(qf) * (qf.abs() + offset) * step
+def dequantize_deadzone(
+    q: torch.Tensor, step: float, offset: float, dtype: torch.dtype = torch.float64, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Reconstruct ``sign(q) * (|q| + offset) * step`` (zero stays zero); ``offset = 0.5`` is the bin centre.
+
+    With ``out`` (a floating tensor or view of ``q``'s shape) the result is written there and ``dtype`` is ignored.
+    """
+    out = q.to(dtype) if out is None else out.copy_(q)
+    view = out.reshape(1) if out.ndim == 0 else out
+    for rows in _row_slabs(view.shape):  # a slab at a time: no scratch the size of the subband
+        part = view[rows]
+        sign = part.sign()
+        part.abs_().add_(offset).mul_(step).mul_(sign)
+    return out
 
 
 @dataclass(frozen=True)
@@ -230,13 +266,19 @@ class MVCompress3D:
         return lo, (hi - lo) / self.value_range if hi > lo else 1.0
 
     def _subbands(self, channel: np.ndarray, levels, intensity) -> dict[str, torch.Tensor]:
-        x = (torch.as_tensor(channel, dtype=torch.float64) - intensity[0]) / intensity[1]
-        target = padded_shape(x.shape, levels)
-        pad = [p for n, t in zip(reversed(x.shape), reversed(target), strict=True) for p in (0, t - n)]
-        x = F.pad(x[None, None], pad, mode="replicate")[0, 0] if any(pad) else x
-        if self.is_lossless:  # the integers are exact in float64; lifting runs on int64
-            x = x.to(torch.int64)
-        return wavedec_nd(x, self.wavelet, levels)
+        """Map ``channel`` into a packed ``float32`` (lossless ``int32``) buffer, edge-pad and transform it in place.
+
+        Returns the subbands as views of that one buffer: the encoder's only volume-sized allocation.
+        """
+        shape = padded_shape(channel.shape, levels)
+        packed = torch.empty(shape, dtype=torch.int32 if self.is_lossless else torch.float32)
+        inner = packed.numpy()[tuple(slice(0, n) for n in channel.shape)]
+        offset, scale = intensity
+        for rows in _row_slabs(channel.shape):  # float64 intensity map, a slab at a time
+            inner[rows] = channel[rows] if self.is_lossless else (channel[rows] - offset) / scale
+        _replicate_pad(packed, channel.shape)
+        wavedec_inplace(packed, self.wavelet, levels)
+        return {name: packed[where] for name, where in subband_slices(shape, levels).items()}
 
     def analyse(self, array: np.ndarray | torch.Tensor) -> WaveletAnalysis:
         """Validate ``array``, map its intensities and decompose every channel (independent of the steps)."""
@@ -317,34 +359,46 @@ class MVCompress3D:
             CorruptStreamError: malformed, truncated or damaged input.
         """
         header, streams = unpack_mvc(blob)
-        shapes = subband_shapes(padded_shape(header.shape, header.levels), header.levels)
-        channels = []
+        lossless = header.wavelet == REVERSIBLE_53
+        shape = padded_shape(header.shape, header.levels)
+        crop = tuple(slice(0, n) for n in header.shape)
+        out = np.empty((header.channels, *header.shape), dtype=header.dtype)
         for c in range(header.channels):
-            bands = {}
-            for name, stream in zip(shapes, streams[c], strict=True):
-                size = int(np.prod(shapes[name]))
+            packed = torch.empty(shape, dtype=torch.int32 if lossless else torch.float32)
+            for (name, where), stream in zip(subband_slices(shape, header.levels).items(), streams[c], strict=True):
+                band_shape = tuple(s.stop - s.start for s in where)
+                size = int(np.prod(band_shape))
                 values = decode_integers(stream, max_count=size)
                 if values.size != size:
                     raise CorruptStreamError(f"subband {name} holds {values.size} values, expected {size}")
-                q = torch.from_numpy(values.reshape(shapes[name]))
-                if header.wavelet == REVERSIBLE_53:  # steps 1: the integers are the coefficients
-                    bands[name] = q.to(torch.int64)
+                q = torch.from_numpy(values.reshape(band_shape))
+                if lossless:  # steps 1: the integers are the coefficients
+                    packed[where] = q
                 else:
-                    bands[name] = dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset)
-            y = waverec_nd(bands, header.wavelet, header.levels)[tuple(slice(0, n) for n in header.shape)]
-            offset, scale = header.intensity[c]
-            channels.append(offset + scale * y.to(torch.float64).numpy())  # no copy on the lossy (float64) path
-        out = np.stack(channels) if header.channel_axis else channels[0]
-        return _cast(out, header.dtype), header
+                    dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset, out=packed[where])
+            y = waverec_inplace(packed, header.wavelet, header.levels)[crop]
+            if not lossless:
+                offset, scale = header.intensity[c]
+                y.mul_(scale).add_(offset)
+            _cast_into(out[c], y)
+        return (out if header.channel_axis else out[0]), header
 
 
-def _cast(values: np.ndarray, dtype: str) -> np.ndarray:
-    """Round and clip to an integer dtype's range, or cast to the float dtype."""
-    target = np.dtype(dtype)
-    if target.kind in "iu":
-        info = np.iinfo(target)
-        return np.clip(np.rint(values), info.min, info.max).astype(target)
-    return values.astype(target)
+def _replicate_pad(packed: torch.Tensor, shape: Sequence[int]) -> None:
+    """Fill ``packed`` beyond the leading ``shape`` corner with the nearest edge values (in place, axis by axis)."""
+    for axis, (n, total) in enumerate(zip(shape, packed.shape, strict=True)):
+        if total > n:
+            extents = [t if a <= axis else m for a, (m, t) in enumerate(zip(shape, packed.shape, strict=True))]
+            done = packed[tuple(slice(0, e) for e in extents)]
+            done.narrow(axis, n, total - n).copy_(done.narrow(axis, n - 1, 1))
+
+
+def _cast_into(out: np.ndarray, values: torch.Tensor) -> None:
+    """Write ``values`` into ``out``: rounded (in place) and clipped to the range of an integer ``out``."""
+    if out.dtype.kind in "iu" and values.is_floating_point():
+        info = np.iinfo(out.dtype)
+        values.round_().clamp_(info.min, info.max)
+    np.copyto(out, values.numpy(), casting="unsafe")
 
 
 def compress_volume(

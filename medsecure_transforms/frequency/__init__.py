@@ -15,4 +15,14 @@ from .dct import (
     to_blocks,
 )
 from .fourier import DOMAINS, fourier_magnitude, to_domain
-from .wavelet import dwt_matrices, subband_names, subband_shapes, subband_std, wavedec_nd, waverec_nd
+from .wavelet import (
+    dwt_matrices,
+    subband_names,
+    subband_shapes,
+    subband_slices,
+    subband_std,
+    wavedec_inplace,
+    wavedec_nd,
+    waverec_inplace,
+    waverec_nd,
+)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pywt
@@ -30,13 +30,18 @@ __all__ = [
     "dwt_matrices",
     "subband_names",
     "subband_shapes",
+    "subband_slices",
     "subband_std",
+    "wavedec_inplace",
     "wavedec_nd",
+    "waverec_inplace",
     "waverec_nd",
 ]
 
 
 REVERSIBLE_53 = "rev5/3"
+_SLAB_ELEMENTS = 1 << 16
+"""Elements per slab of an in-place level (256 KiB of float32): bounds the transform's scratch memory."""
 
 
 def _lift53_forward(x: torch.Tensor) -> torch.Tensor:
@@ -60,21 +65,44 @@ def _lift53_inverse(y: torch.Tensor) -> torch.Tensor:
     return torch.stack([even, odd], -1).reshape(y.shape)
 
 
-def _level_along(x: torch.Tensor, axis: int, wavelet: str, inverse: bool) -> torch.Tensor:
-    """One analysis (or synthesis) level of ``wavelet`` along ``axis``: low half first, then high half."""
+def _line_step(n: int, wavelet: str, like: torch.Tensor, inverse: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One analysis (or synthesis) level of ``wavelet`` on the last axis of length ``n``: low half first."""
     if wavelet == REVERSIBLE_53:
-        step = _lift53_inverse if inverse else _lift53_forward
-        return torch.movedim(step(torch.movedim(x, axis, -1)), -1, axis)
-    analysis, synthesis = dwt_matrices(x.shape[axis], wavelet, x.dtype, x.device)
-    return _apply(x, axis, synthesis if inverse else analysis)
+        return _lift53_inverse if inverse else _lift53_forward
+    analysis, synthesis = dwt_matrices(n, wavelet, like.dtype, like.device)
+    matrix_t = (synthesis if inverse else analysis).T
+
+    def step(lines: torch.Tensor) -> torch.Tensor:
+        return (lines.reshape(-1, n) @ matrix_t).reshape(lines.shape)
+
+    return step
+
+
+def _transform_along(x: torch.Tensor, axis: int, step: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Overwrite ``x`` (a tensor or a view) with ``step`` applied to its 1-D lines along ``axis``.
+
+    Works slab by slab along the longest other axis, so the scratch memory is about ``_SLAB_ELEMENTS`` elements
+    whatever the size of ``x``.
+    """
+    axis %= x.ndim
+    others = [a for a in range(x.ndim) if a != axis]
+    if not others:
+        x.copy_(step(x))
+        return
+    lead = max(others, key=lambda a: x.shape[a])
+    per_index = max(x.numel() // max(x.shape[lead], 1), 1)
+    chunk = max(1, _SLAB_ELEMENTS // per_index)
+    for start in range(0, x.shape[lead], chunk):
+        slab = x.narrow(lead, start, min(chunk, x.shape[lead] - start))
+        slab.copy_(step(slab.movedim(axis, -1)).movedim(-1, axis))
 
 
 def _check_input(x: torch.Tensor, wavelet: str, caller: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{caller} expects a torch.Tensor, got {type(x).__name__}")
     if wavelet == REVERSIBLE_53:
-        if x.dtype != torch.int64:
-            raise TypeError(f"{caller}: the reversible 5/3 transform works on int64 tensors, got {x.dtype}")
+        if x.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"{caller}: the reversible 5/3 transform works on int32/int64 tensors, got {x.dtype}")
     elif not x.is_floating_point():
         raise TypeError(f"{caller}: wavelet {wavelet!r} expects a floating tensor, got {x.dtype}")
 
@@ -151,54 +179,82 @@ def subband_shapes(shape: Sequence[int], levels: Sequence[int]) -> dict[str, tup
     return out
 
 
-def _apply(x: torch.Tensor, axis: int, matrix: torch.Tensor) -> torch.Tensor:
-    """``matrix`` applied along ``axis``, as one 2-D GEMM on a contiguous copy (fast on CPU)."""
-    moved = torch.movedim(x, axis, -1)
-    out = moved.reshape(-1, moved.shape[-1]) @ matrix.T
-    return torch.movedim(out.reshape(moved.shape), -1, axis)
+def subband_slices(shape: Sequence[int], levels: Sequence[int]) -> dict[str, tuple[slice, ...]]:
+    """Where each subband lies in the packed layout of a ``shape`` signal (JPEG 2000's Mallat layout).
+
+    Level ``k`` splits the approximation region left by level ``k - 1`` (the whole signal for ``k = 1``) into its
+    low half (first) and high half along every axis it decomposes; an axis marked ``x`` keeps its whole extent.
+    """
+    levels = _check_levels(levels)
+    shape = tuple(int(n) for n in shape)
+    _check_shape(shape, levels)
+    out = {}
+    for name in subband_names(levels):
+        level, code = name.split("/")
+        k = int(level[1:])
+        slices = []
+        for n, c, depth in zip(shape, code, levels, strict=True):
+            extent = n >> min(k - 1, depth)
+            half = extent // 2
+            slices.append({"a": slice(0, half), "d": slice(half, extent), "x": slice(0, extent)}[c])
+        out[name] = tuple(slices)
+    return out
+
+
+def _levels_inplace(packed: torch.Tensor, wavelet: str, levels: Sequence[int], inverse: bool) -> torch.Tensor:
+    levels = _check_levels(levels)
+    ndim = len(levels)
+    _check_input(packed, wavelet, "waverec_inplace" if inverse else "wavedec_inplace")
+    if packed.ndim < ndim:
+        raise ValueError(f"tensor of shape {tuple(packed.shape)} has fewer than {ndim} axes")
+    shape = packed.shape[-ndim:]
+    _check_shape(shape, levels)
+    order = range(max(levels), 0, -1) if inverse else range(1, max(levels) + 1)
+    for k in order:
+        region = packed[(..., *(slice(0, n >> min(k - 1, depth)) for n, depth in zip(shape, levels, strict=True)))]
+        axes = [i for i, on in enumerate(_active(levels, k)) if on]
+        for i in reversed(axes) if inverse else axes:  # integer lifting steps do not commute: undo in reverse
+            step = _line_step(region.shape[i - ndim], wavelet, packed, inverse)
+            _transform_along(region, i - ndim, step)
+    return packed
+
+
+def wavedec_inplace(packed: torch.Tensor, wavelet: str, levels: Sequence[int]) -> torch.Tensor:
+    """Multi-level DWT of the trailing ``len(levels)`` axes, overwriting ``packed`` with the packed layout.
+
+    The extra memory is one slab (``_SLAB_ELEMENTS``), not a copy of the signal; :func:`subband_slices` says where
+    each subband ends up. Returns ``packed``.
+    """
+    return _levels_inplace(packed, wavelet, levels, inverse=False)
+
+
+def waverec_inplace(packed: torch.Tensor, wavelet: str, levels: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`wavedec_inplace`: overwrite the packed subbands with the signal. Returns ``packed``."""
+    return _levels_inplace(packed, wavelet, levels, inverse=True)
 
 
 def wavedec_nd(x: torch.Tensor, wavelet: str, levels: Sequence[int]) -> dict[str, torch.Tensor]:
     """Multi-level separable DWT of the trailing ``len(levels)`` axes of ``x``.
 
     Args:
-        x: floating tensor ``[..., n_1, ..., n_d]`` (``int64`` for ``REVERSIBLE_53``); ``n_i`` a multiple of
-            ``2**levels[i]``.
+        x: floating tensor ``[..., n_1, ..., n_d]`` (``int32``/``int64`` for ``REVERSIBLE_53``); ``n_i`` a multiple
+            of ``2**levels[i]``.
         wavelet: a PyWavelets discrete wavelet name (``"haar"``, ``"db2"``, ``"bior4.4"`` = CDF 9/7 ...) or
             ``REVERSIBLE_53``.
         levels: decomposition levels per trailing axis (``0`` leaves that axis untouched).
 
     Returns:
-        ``{name: coefficients [..., *subband_shape]}`` in :func:`subband_names` order.
+        ``{name: coefficients [..., *subband_shape]}`` in :func:`subband_names` order: views into one packed copy
+        of ``x`` (:func:`wavedec_inplace`).
     """
     _check_input(x, wavelet, "wavedec_nd")
     levels = _check_levels(levels)
     ndim = len(levels)
     if x.ndim < ndim:
         raise ValueError(f"wavedec_nd: tensor of shape {tuple(x.shape)} has fewer than {ndim} axes")
-    _check_shape(x.shape[-ndim:], levels)
-    out: dict[str, torch.Tensor] = {}
-    approx = x
-    for k in range(1, max(levels) + 1):
-        active = _active(levels, k)
-        for i, on in enumerate(active):
-            if on:
-                approx = _level_along(approx, i - ndim, wavelet, inverse=False)
-        halves = [
-            (("a", slice(0, n // 2)), ("d", slice(n // 2, n))) if on else (("x", slice(None)),)
-            for n, on in zip(approx.shape[-ndim:], active, strict=True)
-        ]
-        parts = {}
-        for combo in itertools.product(*halves):
-            code = "".join(c for c, _ in combo)
-            parts[code] = approx[(..., *(s for _, s in combo))]
-        approx_code = "".join("a" if on else "x" for on in active)
-        for code, part in parts.items():
-            if code != approx_code:
-                out[f"L{k}/{code}"] = part
-        approx = parts[approx_code]
-    out[f"L{max(levels)}/{approx_code}"] = approx
-    return {name: out[name] for name in subband_names(levels)}
+    slices = subband_slices(x.shape[-ndim:], levels)
+    packed = wavedec_inplace(x.clone(memory_format=torch.contiguous_format), wavelet, levels)
+    return {name: packed[(..., *where)] for name, where in slices.items()}
 
 
 def waverec_nd(subbands: Mapping[str, torch.Tensor], wavelet: str, levels: Sequence[int]) -> torch.Tensor:
@@ -211,36 +267,33 @@ def waverec_nd(subbands: Mapping[str, torch.Tensor], wavelet: str, levels: Seque
     ndim = len(levels)
     approx = subbands[names[-1]]
     _check_input(approx, wavelet, "waverec_nd")
-    for k in range(max(levels), 0, -1):
-        active = _active(levels, k)
-        approx_code = "".join("a" if on else "x" for on in active)
-        # assemble the level's blocks axis by axis: concatenate 'a' and 'd' halves along each active axis
-        blocks = {approx_code: approx}
-        blocks.update({name.split("/")[1]: subbands[name] for name in names if name.startswith(f"L{k}/")})
-        for i, on in enumerate(active):
-            if not on:
-                continue
-            merged = {}
-            for code, block in blocks.items():
-                if code[i] == "d":
-                    continue
-                partner = blocks[code[:i] + "d" + code[i + 1 :]]
-                merged[code[:i] + "m" + code[i + 1 :]] = torch.cat([block, partner], dim=i - ndim)
-            blocks = merged
-        (approx,) = blocks.values()
-        for i in reversed(range(ndim)):  # undo the axes in reverse order: integer lifting steps do not commute
-            if active[i]:
-                approx = _level_along(approx, i - ndim, wavelet, inverse=True)
-    return approx
+    shape = tuple(n << depth for n, depth in zip(approx.shape[-ndim:], levels, strict=True))
+    packed = approx.new_empty((*approx.shape[:-ndim], *shape))
+    for name, where in subband_slices(shape, levels).items():
+        expected = tuple(s.stop - s.start for s in where)
+        if tuple(subbands[name].shape[-ndim:]) != expected:
+            raise ValueError(f"waverec_nd: subband {name} has shape {tuple(subbands[name].shape)}, expected {expected}")
+        packed[(..., *where)] = subbands[name]
+    return waverec_inplace(packed, wavelet, levels)
 
 
 def subband_std(subbands: Mapping[str, torch.Tensor], spatial_dims: int) -> dict[str, torch.Tensor]:
     """Per-subband standard deviation over the trailing ``spatial_dims`` axes (the paper's SI, delta_n).
 
-    Returns ``{name: std [...leading]}`` (population std, ``correction=0``; integer subbands in float64).
+    Returns ``{name: std [...leading]}`` (population std, ``correction=0``) in the subband's floating dtype, float64
+    for integer subbands. Two passes in float64, a slab of ``_SLAB_ELEMENTS`` at a time: no subband-sized scratch.
     """
-    dims = tuple(range(-spatial_dims, 0))
-    return {
-        name: torch.std(c if c.is_floating_point() else c.double(), dim=dims, correction=0)
-        for name, c in subbands.items()
-    }
+    return {name: _slab_std(c, spatial_dims) for name, c in subbands.items()}
+
+
+def _slab_std(c: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    axis = c.ndim - spatial_dims
+    dims = tuple(range(axis, c.ndim))
+    count = max(int(np.prod(c.shape[axis:])), 1)
+    per_row = max(c[(0,) * axis].numel() // max(c.shape[axis], 1), 1) if c.numel() else 1
+    slabs = c.split(max(1, _SLAB_ELEMENTS // per_row), dim=axis)
+    mean = sum(s.sum(dim=dims, dtype=torch.float64) for s in slabs) / count
+    centre = mean.view(*mean.shape, *([1] * spatial_dims))
+    var = sum((s.to(torch.float64) - centre).square_().sum(dim=dims) for s in slabs) / count
+    std = var.sqrt()
+    return std.to(c.dtype) if c.is_floating_point() else std
