@@ -131,8 +131,9 @@ def main() -> None:
     bar = quality_bar(report["aggregate"])
     bar.update({
         "command": "nice -n 10 python scripts/reproduce_asma_fundus.py " + " ".join(
+            f"--{k.replace('_', '-')}" if v is True else
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if v is not None),
+            for k, v in vars(args).items() if v is not None and v is not False),
         "wall_seconds": time.perf_counter() - start,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__},

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsecure_transforms.attacks import BPDA
+from medsecure_transforms.attacks import BPDA, PGD
 from medsecure_transforms.attacks.targets import OtherSampleMask
 from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
 from medsecure_transforms.cli.calibrate_fr import add_attack_arguments, build_asma, load_split, weights_digest
@@ -100,6 +100,8 @@ def main() -> None:
         default=["JPEG(85)", "auto"],
         help="defense names (prefixes), attacked in this order",
     )
+    parser.add_argument("--bpda-pgd-steps", type=int, default=50,
+                        help="targeted Linf PGD steps against each BPDA defense (ASMA budget, 1/255 steps); 0: off")
     parser.add_argument("--cdr", action="store_true", help="glaucoma screening from the vertical cup-to-disc ratio")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default="/tmp/medsecure_fr_cache")
@@ -176,6 +178,15 @@ def main() -> None:
             "bpda_adversarial_iou": [float(v) for v in s["adversarial_iou"]],
             "seconds_per_image": seconds / n,
         }
+        if args.bpda_pgd_steps > 0:
+            pgd = PGD(epsilon=args.max_linf, step_size=1 / 255, steps=args.bpda_pgd_steps, targeted=True,
+                      seed=args.seed)
+            adv, seconds = cached_adversarial(args, model, images[:n], targets[:n], pgd, adaptive,
+                                              tag=f"bpda-pgd-{name}")
+            s = score_defense(model, defense, images[:n], adv, labels[:n], args.classes)
+            bpda[name]["pgd"] = pgd.params()
+            bpda[name]["bpda_pgd_adversarial_iou"] = [float(v) for v in s["adversarial_iou"]]
+            bpda[name]["pgd_seconds_per_image"] = seconds / n
         write()
     print(markdown(report, scores))
 
@@ -217,15 +228,18 @@ def markdown(report: dict, scores: dict) -> str:
     if report["bpda"]:
         lines += [
             "",
-            "Adaptive attack (BPDA, identity backward pass through the defense; same ASMA settings):",
+            "Adaptive attacks (BPDA, identity backward pass through the defense): ASMA with the settings above, and "
+            "targeted Linf PGD to the same target masks within the same budget (1/255 steps, random start; "
+            "`--bpda-pgd-steps`):",
             "",
-            "| defense | n | benign IoU | ASMA (non-adaptive) IoU | ASMA+BPDA IoU | s/image |",
-            "|---|---|---|---|---|---|",
+            "| defense | n | benign IoU | ASMA (non-adaptive) IoU | ASMA+BPDA IoU | PGD+BPDA IoU (steps) | s/image |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, b in report["bpda"].items():
+            pgd = f"{pct(b['bpda_pgd_adversarial_iou'])} ({b['pgd']['steps']})" if "pgd" in b else "-"
             lines.append(
                 f"| {name} | {b['samples']} | {pct(b['benign_iou'])} | {pct(b['nonadaptive_adversarial_iou'])} "
-                f"| {pct(b['bpda_adversarial_iou'])} | {b['seconds_per_image']:.1f} |"
+                f"| {pct(b['bpda_adversarial_iou'])} | {pgd} | {b['seconds_per_image']:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
