@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from medsecure_transforms.codecs.baselines import openjpeg_decode, openjpeg_to_ratio, zstd_encode
+from medsecure_transforms.codecs.baselines import openjpeg_round_trip, zstd_encode
 from medsecure_transforms.codecs.mv_compress3d import MVCompress3D, encode_to_ratio
 from medsecure_transforms.evaluation.mv3d_study import BundleSegmenter
 
@@ -56,8 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def compress(name: str, raw: np.ndarray, ratio: float, mv: MVCompress3D) -> tuple[np.ndarray, int]:
     """Decoded volume and stream size for one codec at one target ratio."""
     if name == "openjpeg":
-        _, blob = openjpeg_to_ratio(raw, ratio)
-        return openjpeg_decode(blob), len(blob)
+        return openjpeg_round_trip(raw, ratio)
     codec = mv if name == "mv3d" else MVCompress3D.from_dict({**mv.to_dict(), "mapping": "jpeg2000"})
     codec, blob = encode_to_ratio(codec, raw, ratio)
     return codec.decode(blob)[0], len(blob)

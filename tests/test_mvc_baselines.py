@@ -9,6 +9,7 @@ from test_mvc import phantom
 from medsecure_transforms.codecs.baselines import (
     openjpeg_decode,
     openjpeg_encode,
+    openjpeg_round_trip,
     openjpeg_to_ratio,
     zstd_decode,
     zstd_encode,
@@ -44,6 +45,19 @@ def test_openjpeg_hits_ratio_and_decodes():
     assert decoded.shape == volume.shape and decoded.dtype == volume.dtype
     with pytest.raises(ValueError, match="openjpeg"):
         openjpeg_encode(volume.astype(np.float32), 60.0)
+
+
+def test_openjpeg_round_trip_of_a_float_volume_keeps_ratio_and_range():
+    volume = phantom((64, 64, 8)).astype(np.float32) * 0.37 + 11.5  # non-integer grey levels
+    decoded, size = openjpeg_round_trip(volume, 20.0)
+    assert abs(volume.nbytes / size / 20.0 - 1) <= 0.03  # relative to the float32 bytes, side information included
+    assert decoded.dtype == np.float32 and decoded.shape == volume.shape
+    span = float(volume.max() - volume.min())
+    assert np.abs(decoded - volume).mean() < 0.01 * span
+    integer = phantom((64, 64, 8))
+    decoded_int, size_int = openjpeg_round_trip(integer, 20.0)
+    _, blob = openjpeg_to_ratio(integer, 20.0)
+    assert size_int == len(blob) and np.array_equal(decoded_int, openjpeg_decode(blob))
 
 
 def test_zstd_is_lossless_and_checks_sizes():

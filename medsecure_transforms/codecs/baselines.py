@@ -14,9 +14,18 @@ import zstandard
 
 from .rate_control import match_ratio
 
-__all__ = ["openjpeg_decode", "openjpeg_encode", "openjpeg_to_ratio", "zstd_decode", "zstd_encode"]
+__all__ = [
+    "openjpeg_decode",
+    "openjpeg_encode",
+    "openjpeg_round_trip",
+    "openjpeg_to_ratio",
+    "zstd_decode",
+    "zstd_encode",
+]
 
 _OPENJPEG_DTYPES = ("uint8", "int8", "uint16", "int16")
+_FLOAT_MAP_BYTES = 16
+"""Side information of a float volume coded through uint16: offset and scale as two float64."""
 
 
 def openjpeg_encode(volume: np.ndarray, psnr_db: float) -> bytes:
@@ -42,6 +51,26 @@ def openjpeg_to_ratio(volume: np.ndarray, target_ratio: float, rel_tol: float = 
         start=75.0,
         rel_tol=rel_tol,
     )
+
+
+def openjpeg_round_trip(volume: np.ndarray, target_ratio: float) -> tuple[np.ndarray, int]:
+    """Decoded ``volume`` and coded size in bytes of OpenJPEG at ``target_ratio`` of the volume's raw bytes.
+
+    Integer volumes go straight to :func:`openjpeg_to_ratio`. Floating volumes (OpenJPEG codes integers only) are
+    mapped linearly from ``[min, max]`` onto ``[0, 65535]``, coded, and mapped back; the 16 bytes of offset and
+    scale count in the size, and the ratio stays relative to the floating volume's bytes.
+    """
+    if volume.dtype.kind != "f":
+        _, blob = openjpeg_to_ratio(volume, target_ratio)
+        return openjpeg_decode(blob), len(blob)
+    if not np.isfinite(volume).all():
+        raise ValueError("openjpeg baseline: volume contains NaN or infinite values")
+    lo, hi = float(volume.min()), float(volume.max())
+    scale = (hi - lo) / 65535.0 if hi > lo else 1.0
+    mapped = np.rint((volume - lo) / scale).astype(np.uint16)
+    _, blob = openjpeg_to_ratio(mapped, target_ratio * mapped.nbytes / volume.nbytes)
+    decoded = (lo + scale * openjpeg_decode(blob).astype(np.float64)).astype(volume.dtype)
+    return decoded, len(blob) + _FLOAT_MAP_BYTES
 
 
 def zstd_encode(volume: np.ndarray, level: int = 19) -> bytes:
