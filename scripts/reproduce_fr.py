@@ -59,10 +59,10 @@ def build_defenses(args, train_images: torch.Tensor) -> dict[str, BlockDCTQuanti
     if std_ycc is not None:
         ycc = defensive_table(std_ycc, (30, 5, 80), dataset=dataset)
         defenses["FR(30,5,80)-YCbCr"] = BlockDCTQuantizer(ycc, color="ycbcr")
-    if args.auto_table:
-        table = QuantTable.load(args.auto_table)
+    for path in args.auto_table:
+        table = QuantTable.load(path)
         color = table.provenance.get("color", "rgb")
-        defenses[f"auto {table.name}"] = BlockDCTQuantizer(table, color=color)
+        defenses[f"auto {table.name}" + ("-YCbCr" if color == "ycbcr" else "")] = BlockDCTQuantizer(table, color=color)
     return defenses
 
 
@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="fundus_disc_seg")
     parser.add_argument("--classes", type=int, nargs="+", default=[1, 2], help="scored structure (disc: 1 2)")
-    parser.add_argument("--auto-table", default=None, help="table JSON from `medsecure calibrate fr`")
+    parser.add_argument("--auto-table", nargs="*", default=[], help="table JSONs from `medsecure calibrate fr`")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--bpda-samples", type=int, default=8, help="first N test samples attacked adaptively")
