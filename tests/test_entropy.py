@@ -69,6 +69,36 @@ class TestRoundTrip(unittest.TestCase):
         np.testing.assert_array_equal(decode_integers(blob, values.size), values)
 
 
+class TestDecodeInto(unittest.TestCase):
+    """``decode_integers(..., out=view)``: the values land in a strided view of a larger buffer, in C order."""
+
+    @parameterized.expand(
+        [
+            ("categorical", _spike_and_slab(6 * 7 * 5)),
+            ("laplace", _RNG.integers(-3000, 3000, 6 * 7 * 5).astype(np.int32)),
+            ("escapes", np.concatenate([np.zeros(200, np.int32), _RNG.integers(-10**5, 10**5, 10, np.int32)])),
+            ("constant", np.full(6 * 7 * 5, -4, np.int32)),
+        ]
+    )
+    def test_values_land_in_a_strided_view(self, _name, values):
+        values = values.reshape(6, 7, 5)
+        buffer = np.full((12, 9, 10), 99, dtype=np.int32)
+        view = buffer[::2, 1:8, 5:]  # non-contiguous, like a subband inside the codec's packed layout
+        returned = decode_integers(encode_integers(values), max_count=values.size, out=view)
+        self.assertIs(returned, view)
+        np.testing.assert_array_equal(view, values)
+        outside = np.ones(buffer.shape, bool)
+        outside[::2, 1:8, 5:] = False
+        self.assertTrue((buffer[outside] == 99).all())
+
+    def test_destination_of_the_wrong_size_or_dtype(self):
+        blob = encode_integers(np.arange(20, dtype=np.int32))
+        with pytest.raises(CorruptStreamError, match="destination holds 19"):
+            decode_integers(blob, max_count=20, out=np.empty(19, np.int32))
+        with pytest.raises(TypeError, match="int32"):
+            decode_integers(blob, max_count=20, out=np.empty(20, np.int64))
+
+
 class TestRate(unittest.TestCase):
     def test_close_to_empirical_entropy(self):
         values = _spike_and_slab(200_000)

@@ -90,13 +90,15 @@ def encode_integers(values: np.ndarray) -> bytes:
     return min(candidates, key=len)
 
 
-def decode_integers(blob: bytes, max_count: int) -> np.ndarray:
-    """Decode a blob written by :func:`encode_integers` into a 1-D ``int32`` array.
+def decode_integers(blob: bytes, max_count: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode a blob written by :func:`encode_integers` into a 1-D ``int32`` array (or into ``out``).
 
     Args:
         blob: the byte string.
         max_count: the largest number of values the caller accepts; larger declared counts are
             refused before anything is allocated.
+        out: optional ``int32`` destination of any shape and strides (e.g. a view into a larger buffer) that receives
+            the values in C order; the stream must then hold exactly ``out.size`` values. Returned.
 
     Raises:
         CorruptStreamError: bad magic, version, model, checksum, header field or size, or a payload
@@ -118,18 +120,25 @@ def decode_integers(blob: bytes, max_count: int) -> np.ndarray:
         raise CorruptStreamError(f"entropy stream declares {count} values, more than max_count={max_count}")
     if vmin > vmax:
         raise CorruptStreamError(f"entropy stream range min={vmin} > max={vmax}")
+    if out is not None and out.dtype != np.int32:
+        raise TypeError(f"decode_integers: out must be an int32 array, got {out.dtype}")
+    if out is not None and out.size != count:
+        raise CorruptStreamError(f"entropy stream declares {count} values, the destination holds {out.size}")
     rest = body[_HEAD.size :]
     if model == _CONSTANT:
         if rest or vmin != vmax:
             raise CorruptStreamError("constant entropy stream carries a payload or a non-degenerate range")
-        return np.full(count, vmin, dtype=np.int32)
+        dest = np.empty(count, dtype=np.int32) if out is None else out
+        dest[...] = vmin
+        return dest
     if vmin == vmax:
         raise CorruptStreamError(f"model {model} declared for a constant range [{vmin}, {vmax}]")
+    if model not in (_LAPLACE, _CATEGORICAL):
+        raise CorruptStreamError(f"unknown entropy model id {model}")
+    dest = np.empty(count, dtype=np.int32) if out is None else out
     if model == _LAPLACE:
-        return _decode_laplace(rest, count, vmin, vmax)
-    if model == _CATEGORICAL:
-        return _decode_categorical(rest, count, vmin, vmax)
-    raise CorruptStreamError(f"unknown entropy model id {model}")
+        return _decode_laplace(rest, dest, vmin, vmax)
+    return _decode_categorical(rest, dest, vmin, vmax)
 
 
 def _seal(*parts: bytes | np.ndarray) -> bytes:
@@ -169,7 +178,7 @@ def _encode_laplace(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
     return _seal(head, encoder.get_compressed())
 
 
-def _decode_laplace(rest: bytes, count: int, vmin: int, vmax: int) -> np.ndarray:
+def _decode_laplace(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
     if not _laplace_fits(vmin, vmax):
         raise CorruptStreamError(f"laplace model declared for range [{vmin}, {vmax}] wider than {MAX_LAPLACE_SUPPORT}")
     if len(rest) < _LAPLACE_FIELDS.size:
@@ -178,7 +187,7 @@ def _decode_laplace(rest: bytes, count: int, vmin: int, vmax: int) -> np.ndarray
     if not (np.isfinite(mean) and np.isfinite(scale) and scale >= _MIN_SCALE):
         raise CorruptStreamError(f"laplace parameters invalid: mean={mean}, scale={scale}")
     words = _words(rest[_LAPLACE_FIELDS.size :])
-    return _range_decode(words, QuantizedLaplace(vmin, vmax, mean, scale), count)
+    return _decode_with(_decoder(words), QuantizedLaplace(vmin, vmax, mean, scale), dest)
 
 
 def _window(flat: np.ndarray, vmin: int, vmax: int) -> tuple[int, int]:
@@ -214,7 +223,8 @@ def _encode_categorical(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
     return _seal(head, encoder.get_compressed())
 
 
-def _decode_categorical(rest: bytes, count: int, vmin: int, vmax: int) -> np.ndarray:
+def _decode_categorical(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
+    count = dest.size
     if len(rest) < _CATEGORICAL_FIELDS.size:
         raise CorruptStreamError("categorical entropy stream truncated before its fields")
     lo, hi, escape_mode, table_bytes = _CATEGORICAL_FIELDS.unpack_from(rest, 0)
@@ -252,22 +262,29 @@ def _decode_categorical(rest: bytes, count: int, vmin: int, vmax: int) -> np.nda
             raise CorruptStreamError(f"raw escaped values leave the declared range [{vmin}, {vmax}]")
         offset += 4 * n_escaped
     decoder = _decoder(_words(rest[offset:]))
-    symbols = _decode_with(decoder, Categorical(counts.astype(np.float64), perfect=False), count)
+    symbols = _decode_with(decoder, Categorical(counts.astype(np.float64), perfect=False), dest)
     if not np.array_equal(_histogram(symbols, n_symbols), counts):
         raise CorruptStreamError("decoded symbols do not match the stored histogram")
     escaped_at = symbols == n_symbols - 1 if has_escape else None
     values = symbols  # shifted in place: the symbols are not needed any more
     values += np.int32(lo)
     if has_escape:
-        values[escaped_at] = raw_escaped if esc_model is None else _decode_with(decoder, esc_model, n_escaped)
+        escaped = np.empty(n_escaped, dtype=np.int32)
+        values[escaped_at] = raw_escaped if esc_model is None else _decode_with(decoder, esc_model, escaped)
     return values
+
+
+def _flat(array: np.ndarray):
+    """A 1-D C-order handle on ``array`` that slices and assigns without copying the whole array."""
+    return array.reshape(-1) if array.flags.c_contiguous else array.flat
 
 
 def _histogram(symbols: np.ndarray, n_symbols: int) -> np.ndarray:
     """``np.bincount`` of ``symbols`` (all in ``0..n_symbols-1``) in chunks: bincount widens its input to int64."""
     counts = np.zeros(n_symbols, dtype=np.int64)
+    flat = _flat(symbols)
     for start in range(0, symbols.size, _CHUNK):
-        counts += np.bincount(symbols[start : start + _CHUNK], minlength=n_symbols)
+        counts += np.bincount(flat[start : start + _CHUNK], minlength=n_symbols)
     return counts
 
 
@@ -291,17 +308,13 @@ def _decoder(words: np.ndarray) -> RangeDecoder:
         raise CorruptStreamError(f"range-coded payload rejected: {err}") from err
 
 
-def _decode_with(decoder: RangeDecoder, model, count: int) -> np.ndarray:
-    """``count`` symbols of ``model`` decoded a chunk at a time into one ``int32`` array (no second full copy)."""
-    values = np.empty(count, dtype=np.int32)
+def _decode_with(decoder: RangeDecoder, model, dest: np.ndarray) -> np.ndarray:
+    """Fill the ``int32`` array ``dest`` (C order, any strides) with symbols of ``model``, a chunk at a time."""
+    flat, count = _flat(dest), dest.size
     try:
         for start in range(0, count, _CHUNK):
             stop = min(start + _CHUNK, count)
-            values[start:stop] = decoder.decode(model, stop - start)
+            flat[start:stop] = decoder.decode(model, stop - start)
     except Exception as err:
         raise CorruptStreamError(f"range-coded payload does not decode: {err}") from err
-    return values
-
-
-def _range_decode(words: np.ndarray, model, count: int) -> np.ndarray:
-    return _decode_with(_decoder(words), model, count)
+    return dest

@@ -133,14 +133,16 @@ def dequantize_deadzone(
 ) -> torch.Tensor:
     """Reconstruct ``sign(q) * (|q| + offset) * step`` (zero stays zero); ``offset = 0.5`` is the bin centre.
 
-    With ``out`` (a floating tensor or view of ``q``'s shape) the result is written there and ``dtype`` is ignored.
+    With ``out`` (a floating tensor or view of ``q``'s shape) the result is written there and ``dtype`` is ignored;
+    ``out`` may share ``q``'s memory (the decoder dequantizes in place): each slab is read before it is written.
     """
-    out = q.to(dtype) if out is None else out.copy_(q)
-    view = out.reshape(1) if out.ndim == 0 else out
-    for rows in _row_slabs(view.shape):  # a slab at a time: no scratch the size of the subband
-        part = view[rows]
+    out = torch.empty(q.shape, dtype=dtype, device=q.device) if out is None else out
+    source = q.reshape(1) if q.ndim == 0 else q
+    target = out.reshape(1) if out.ndim == 0 else out
+    for rows in _row_slabs(target.shape):  # a slab at a time: no scratch the size of the subband
+        part = source[rows].to(target.dtype)
         sign = part.sign()
-        part.abs_().add_(offset).mul_(step).mul_(sign)
+        target[rows] = part.abs_().add_(offset).mul_(step).mul_(sign)
     return out
 
 
@@ -366,16 +368,15 @@ class MVCompress3D:
         for c in range(header.channels):
             packed = torch.empty(shape, dtype=torch.int32 if lossless else torch.float32)
             for (name, where), stream in zip(subband_slices(shape, header.levels).items(), streams[c], strict=True):
-                band_shape = tuple(s.stop - s.start for s in where)
-                size = int(np.prod(band_shape))
-                values = decode_integers(stream, max_count=size)
-                if values.size != size:
-                    raise CorruptStreamError(f"subband {name} holds {values.size} values, expected {size}")
-                q = torch.from_numpy(values.reshape(band_shape))
-                if lossless:  # steps 1: the integers are the coefficients
-                    packed[where] = q
-                else:
-                    dequantize_deadzone(q, header.steps[c][name], header.reconstruction_offset, out=packed[where])
+                band = packed[where]
+                # the indices land in the band's own place (as int32 bits), then become coefficients there
+                indices = band if lossless else band.view(torch.int32)
+                try:
+                    decode_integers(stream, max_count=band.numel(), out=indices.numpy())
+                except CorruptStreamError as err:
+                    raise CorruptStreamError(f"subband {name}: {err}") from err
+                if not lossless:  # lossless: steps 1, the integers are the coefficients
+                    dequantize_deadzone(indices, header.steps[c][name], header.reconstruction_offset, out=band)
             y = waverec_inplace(packed, header.wavelet, header.levels)[crop]
             if not lossless:
                 offset, scale = header.intensity[c]

@@ -281,7 +281,8 @@ def subband_std(subbands: Mapping[str, torch.Tensor], spatial_dims: int) -> dict
     """Per-subband standard deviation over the trailing ``spatial_dims`` axes (the paper's SI, delta_n).
 
     Returns ``{name: std [...leading]}`` (population std, ``correction=0``) in the subband's floating dtype, float64
-    for integer subbands. Two passes in float64, a slab of ``_SLAB_ELEMENTS`` at a time: no subband-sized scratch.
+    for integer subbands. Computed a slab of ``_SLAB_ELEMENTS`` at a time (per-slab mean and variance, merged in
+    float64 with Chan et al.'s pairwise update): no subband-sized scratch.
     """
     return {name: _slab_std(c, spatial_dims) for name, c in subbands.items()}
 
@@ -289,11 +290,16 @@ def subband_std(subbands: Mapping[str, torch.Tensor], spatial_dims: int) -> dict
 def _slab_std(c: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     axis = c.ndim - spatial_dims
     dims = tuple(range(axis, c.ndim))
-    count = max(int(np.prod(c.shape[axis:])), 1)
-    per_row = max(c[(0,) * axis].numel() // max(c.shape[axis], 1), 1) if c.numel() else 1
-    slabs = c.split(max(1, _SLAB_ELEMENTS // per_row), dim=axis)
-    mean = sum(s.sum(dim=dims, dtype=torch.float64) for s in slabs) / count
-    centre = mean.view(*mean.shape, *([1] * spatial_dims))
-    var = sum((s.to(torch.float64) - centre).square_().sum(dim=dims) for s in slabs) / count
-    std = var.sqrt()
+    per_row = max(int(np.prod(c.shape[axis + 1 :])), 1)
+    count = 0
+    mean = m2 = torch.zeros(c.shape[:axis], dtype=torch.float64, device=c.device)
+    for slab in c.split(max(1, _SLAB_ELEMENTS // per_row), dim=axis):
+        n = slab.shape[axis] * per_row
+        var_s, mean_s = torch.var_mean(slab if slab.is_floating_point() else slab.double(), dim=dims, correction=0)
+        delta = mean_s.double() - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + var_s.double() * n + delta.square() * (count * n / total)
+        count = total
+    std = (m2 / max(count, 1)).sqrt()
     return std.to(c.dtype) if c.is_floating_point() else std
