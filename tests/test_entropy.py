@@ -15,6 +15,7 @@ from parameterized import parameterized
 from scipy.stats import entropy
 
 from medsecure_transforms.codecs import CorruptStreamError, decode_integers, encode_integers
+from medsecure_transforms.codecs import entropy as entropy_module
 
 _RNG = np.random.default_rng(0)
 _MODEL_BYTE = 5  # offset of the model id: magic (4) + version (1)
@@ -67,6 +68,37 @@ class TestRoundTrip(unittest.TestCase):
         self.assertEqual(escape_mode, expected_mode)
         self.assertLessEqual(hi - lo + 1, 4096)
         np.testing.assert_array_equal(decode_integers(blob, values.size), values)
+
+
+class TestModelChoice(unittest.TestCase):
+    """Within one histogram window the model is chosen by ideal code length, without coding both."""
+
+    @parameterized.expand(
+        [
+            ("laplace_small", np.round(_RNG.laplace(0, 4, 300)).astype(np.int32)),
+            ("laplace_large", np.round(_RNG.laplace(2, 9, 40_000)).astype(np.int32)),
+            ("spiky", _spike_and_slab(20_000)),
+            ("uniform", _RNG.integers(-50, 51, 5000).astype(np.int32)),
+        ]
+    )
+    def test_choice_is_close_to_the_shorter_stream(self, _name, values):
+        vmin, vmax = int(values.min()), int(values.max())
+        both = [
+            entropy_module._encode_categorical(values, vmin, vmax),
+            entropy_module._encode_laplace(values, vmin, vmax, entropy_module._laplace_fit(values)),
+        ]
+        chosen = encode_integers(values)
+        self.assertLessEqual(len(chosen), min(map(len, both)) * 1.01 + 8)
+        np.testing.assert_array_equal(decode_integers(chosen, values.size), values)
+
+    def test_fit_from_the_histogram_equals_the_fit_from_the_values(self):
+        for n in (7, 8, 1001):
+            values = _RNG.integers(-30, 40, n).astype(np.int32)
+            counts = np.bincount(values - values.min())
+            mean, scale = entropy_module._laplace_fit_counts(counts, int(values.min()))
+            ref_mean, ref_scale = entropy_module._laplace_fit(values)
+            self.assertEqual(mean, ref_mean)
+            self.assertAlmostEqual(scale, ref_scale, places=5)
 
 
 class TestDecodeInto(unittest.TestCase):

@@ -1,7 +1,8 @@
 """Self-contained entropy coding of integer arrays (range coding with ``constriction``).
 
-``encode_integers`` turns any integer array into a byte string that carries its own model; the
-encoder tries two models and keeps the shorter stream:
+``encode_integers`` turns any integer array into a byte string that carries its own model, one of two. When one
+histogram window holds every value the encoder compares their ideal code lengths (histogram entropy plus its
+table, Laplace cross-entropy plus two floats) and codes once; otherwise it codes both and keeps the shorter stream:
 
 * ``CATEGORICAL`` -- the empirical histogram of the values over a window ``[lo, hi]`` of at most
   ``MAX_ALPHABET`` symbols (the whole range when it fits), stored zlib-compressed in the header,
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 
 import constriction
 import numpy as np
@@ -50,6 +52,7 @@ _NO_ESCAPE, _LAPLACE_ESCAPE, _RAW_ESCAPE = 0, 1, 2
 _CRC = struct.Struct("<I")
 _MIN_SCALE = 1e-3
 _CHUNK = 1 << 16
+_MIN_PROBABILITY = 2.0**-24  # about the range coder's finest probability
 """Symbols per histogram or decoding chunk: bounds the scratch of large streams."""
 # constriction is a compiled module: its submodules are attributes, not importable paths
 Categorical = constriction.stream.model.Categorical
@@ -84,10 +87,16 @@ def encode_integers(values: np.ndarray) -> bytes:
     vmin, vmax = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
     if vmin == vmax:
         return _seal(_HEAD.pack(MAGIC, VERSION, _CONSTANT, flat.size, vmin, vmax))
-    candidates = [_encode_categorical(flat, vmin, vmax)]
-    if _laplace_fits(vmin, vmax):
-        candidates.append(_encode_laplace(flat, vmin, vmax))
-    return min(candidates, key=len)
+    if not _laplace_fits(vmin, vmax):
+        return _encode_categorical(flat, vmin, vmax)
+    if vmax - vmin + 1 <= MAX_ALPHABET:  # one histogram holds every value: pick the model by ideal code length
+        counts = _histogram(np.subtract(flat, vmin, dtype=np.int32), vmax - vmin + 1)
+        laplace = _laplace_fit_counts(counts, vmin)
+        if _laplace_bits(counts, vmin, *laplace) < _categorical_bits(counts):
+            return _encode_laplace(flat, vmin, vmax, laplace)
+        return _encode_categorical(flat, vmin, vmax)
+    # wide range (escapes): code both and keep the shorter
+    return min(_encode_categorical(flat, vmin, vmax), _encode_laplace(flat, vmin, vmax, _laplace_fit(flat)), key=len)
 
 
 def decode_integers(blob: bytes, max_count: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -160,6 +169,38 @@ def _laplace_fit(values: np.ndarray) -> tuple[float, float]:
     return mean, max(float(np.abs(deviation, out=deviation).mean(dtype=np.float64)), _MIN_SCALE)
 
 
+def _laplace_fit_counts(counts: np.ndarray, vmin: int) -> tuple[float, float]:
+    """:func:`_laplace_fit` of the values whose histogram over ``vmin, vmin + 1, ...`` is ``counts``."""
+    n = int(counts.sum())
+    cumulative = np.cumsum(counts)
+    lower, upper = np.searchsorted(cumulative, [(n + 1) // 2, n // 2 + 1])  # the middle one or two order statistics
+    median = vmin + (float(lower) + float(upper)) / 2
+    values = vmin + np.arange(counts.size, dtype=np.float64)
+    return median, max(float((counts * np.abs(values - median)).sum()) / n, _MIN_SCALE)
+
+
+def _laplace_bits(counts: np.ndarray, vmin: int, mean: float, scale: float) -> float:
+    """Ideal code length in bits (payload + parameters) of the histogram ``counts`` under the quantized Laplace."""
+    values = vmin + np.arange(counts.size, dtype=np.float64)
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        tail = 0.5 * np.exp(-np.abs(x - mean) / scale)
+        return np.where(x < mean, tail, 1.0 - tail)
+
+    p = cdf(values + 0.5) - cdf(values - 0.5)
+    p[0] += cdf(values[:1] - 0.5)[0]  # the range's ends absorb the tails
+    p[-1] += 1.0 - cdf(values[-1:] + 0.5)[0]
+    used = counts > 0
+    return float(-(counts[used] * np.log2(np.maximum(p[used], _MIN_PROBABILITY))).sum()) + 8 * _LAPLACE_FIELDS.size
+
+
+def _categorical_bits(counts: np.ndarray) -> float:
+    """Ideal code length in bits (payload + fields + compressed table) of ``counts`` under its own histogram."""
+    used = counts[counts > 0].astype(np.float64)
+    table = zlib.compress(counts.astype("<u4").tobytes(), 9)
+    return float((used * np.log2(used.sum() / used)).sum()) + 8 * (_CATEGORICAL_FIELDS.size + len(table))
+
+
 def _laplace_fits(vmin: int, vmax: int) -> bool:
     return vmax - vmin + 1 <= MAX_LAPLACE_SUPPORT
 
@@ -170,8 +211,8 @@ def _words(payload: bytes) -> np.ndarray:
     return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
 
 
-def _encode_laplace(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
-    mean, scale = _laplace_fit(flat)
+def _encode_laplace(flat: np.ndarray, vmin: int, vmax: int, params: tuple[float, float]) -> bytes:
+    mean, scale = params
     encoder = RangeEncoder()
     encoder.encode(flat, QuantizedLaplace(vmin, vmax, mean, scale))
     head = _HEAD.pack(MAGIC, VERSION, _LAPLACE, flat.size, vmin, vmax) + _LAPLACE_FIELDS.pack(mean, scale)
@@ -274,17 +315,19 @@ def _decode_categorical(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> 
     return values
 
 
-def _flat(array: np.ndarray):
-    """A 1-D C-order handle on ``array`` that slices and assigns without copying the whole array."""
-    return array.reshape(-1) if array.flags.c_contiguous else array.flat
+def _row_chunks(array: np.ndarray) -> Iterator[np.ndarray]:
+    """Views of consecutive rows (first axis) of ``array``, about ``_CHUNK`` elements each: C order, no copies."""
+    rows = array.reshape(1) if array.ndim == 0 else array
+    step = max(1, _CHUNK // max(int(np.prod(rows.shape[1:])), 1))
+    for start in range(0, rows.shape[0], step):
+        yield rows[start : start + step]
 
 
 def _histogram(symbols: np.ndarray, n_symbols: int) -> np.ndarray:
     """``np.bincount`` of ``symbols`` (all in ``0..n_symbols-1``) in chunks: bincount widens its input to int64."""
     counts = np.zeros(n_symbols, dtype=np.int64)
-    flat = _flat(symbols)
-    for start in range(0, symbols.size, _CHUNK):
-        counts += np.bincount(flat[start : start + _CHUNK], minlength=n_symbols)
+    for part in _row_chunks(symbols):
+        counts += np.bincount(part.reshape(-1), minlength=n_symbols)
     return counts
 
 
@@ -310,11 +353,9 @@ def _decoder(words: np.ndarray) -> RangeDecoder:
 
 def _decode_with(decoder: RangeDecoder, model, dest: np.ndarray) -> np.ndarray:
     """Fill the ``int32`` array ``dest`` (C order, any strides) with symbols of ``model``, a chunk at a time."""
-    flat, count = _flat(dest), dest.size
     try:
-        for start in range(0, count, _CHUNK):
-            stop = min(start + _CHUNK, count)
-            flat[start:stop] = decoder.decode(model, stop - start)
+        for part in _row_chunks(dest):
+            part[...] = np.asarray(decoder.decode(model, part.size)).reshape(part.shape)
     except Exception as err:
         raise CorruptStreamError(f"range-coded payload does not decode: {err}") from err
     return dest
