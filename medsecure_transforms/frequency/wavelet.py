@@ -167,16 +167,7 @@ def _check_shape(shape: Sequence[int], levels: tuple[int, ...]) -> None:
 
 def subband_shapes(shape: Sequence[int], levels: Sequence[int]) -> dict[str, tuple[int, ...]]:
     """Spatial shape of every subband of a ``shape`` signal (each axis a multiple of ``2**levels``)."""
-    levels = _check_levels(levels)
-    shape = tuple(int(n) for n in shape)
-    _check_shape(shape, levels)
-    out = {}
-    for name in subband_names(levels):
-        level, code = name.split("/")
-        k = int(level[1:])
-        # an axis marked 'x' at level k stopped decomposing after its own last level
-        out[name] = tuple(n >> (k if c != "x" else depth) for n, c, depth in zip(shape, code, levels, strict=True))
-    return out
+    return {name: tuple(s.stop - s.start for s in where) for name, where in subband_slices(shape, levels).items()}
 
 
 def subband_slices(shape: Sequence[int], levels: Sequence[int]) -> dict[str, tuple[slice, ...]]:
