@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -17,6 +18,7 @@ from test_mvc_cli import _run
 
 from medsecure_transforms.codecs import CorruptStreamError
 from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
+from medsecure_transforms.codecs.mvc_format import pack_mvc, unpack_mvc
 from medsecure_transforms.codecs.volume_io import write_nifti
 from medsecure_transforms.frequency.wavelet import REVERSIBLE_53, wavedec_nd, waverec_nd
 
@@ -77,6 +79,15 @@ def test_codec_round_trip_is_bit_exact(dtype, shape):
     decoded, header = MVCompress3D.decode(blob)
     assert decoded.dtype == volume.dtype and np.array_equal(decoded, volume)
     assert header.wavelet == REVERSIBLE_53 and header.spacing == (1.5, 1.5, 8.0)
+
+
+def test_forged_dtype_clips_instead_of_wrapping():
+    # a valid stream of int16 values up to 1000 relabelled as uint8: the decoder clips to [0, 255], never wraps
+    volume = np.linspace(-200, 1000, 16 * 16 * 8).reshape(16, 16, 8).astype(np.int16)
+    header, streams = unpack_mvc(MVCompress3D.lossless().encode(volume))
+    decoded, _ = MVCompress3D.decode(pack_mvc(dataclasses.replace(header, dtype="uint8"), streams))
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, np.clip(volume, 0, 255))
 
 
 def test_lossless_input_and_parameter_errors():

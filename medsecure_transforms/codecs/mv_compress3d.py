@@ -395,10 +395,15 @@ def _replicate_pad(packed: torch.Tensor, shape: Sequence[int]) -> None:
 
 
 def _cast_into(out: np.ndarray, values: torch.Tensor) -> None:
-    """Write ``values`` into ``out``: rounded (in place) and clipped to the range of an integer ``out``."""
-    if out.dtype.kind in "iu" and values.is_floating_point():
+    """Write ``values`` into ``out``: rounded and clipped (in place) to the range of an integer ``out``.
+
+    The clip also guards the lossless path: a forged stream cannot make its integers wrap around.
+    """
+    if out.dtype.kind in "iu":
         info = np.iinfo(out.dtype)
-        values.round_().clamp_(info.min, info.max)
+        if values.is_floating_point():
+            values.round_()
+        values.clamp_(info.min, info.max)
     np.copyto(out, values.numpy(), casting="unsafe")
 
 
