@@ -23,6 +23,7 @@ from medsecure_transforms.frequency import (
     waverec_inplace,
     waverec_nd,
 )
+from medsecure_transforms.frequency.slabs import row_slabs
 
 WAVELETS = [("haar",), ("db2",), ("bior2.2",), ("bior4.4",)]
 _GEN = torch.Generator().manual_seed(0)
@@ -165,3 +166,12 @@ class TestInPlaceLayout(unittest.TestCase):
             stds = subband_std({"band": x}, spatial_dims=3)["band"]
         expected = x.double().flatten(1).std(dim=1, correction=0)
         torch.testing.assert_close(stds.double(), expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(("shape", "limit"), [((10, 3, 4), 25), ((7,), 3), ((5, 100), 10), ((), 4), ((0, 3), 8)])
+def test_row_slabs_cover_the_first_axis_in_bounded_pieces(shape, limit):
+    slabs = row_slabs(shape, limit)
+    rows = list(range((shape or (1,))[0]))
+    assert [i for s in slabs for i in rows[s]] == rows  # in order, no gap, no overlap
+    row = int(np.prod(shape[1:])) if shape else 1
+    assert all(len(rows[s]) * row <= limit or len(rows[s]) == 1 for s in slabs)

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 import constriction
 import numpy as np
 
+from ..frequency.slabs import row_slabs
 from .errors import CorruptStreamError
 
 __all__ = ["MAX_ALPHABET", "MAX_LAPLACE_SUPPORT", "decode_integers", "encode_integers"]
@@ -52,8 +53,8 @@ _NO_ESCAPE, _LAPLACE_ESCAPE, _RAW_ESCAPE = 0, 1, 2
 _CRC = struct.Struct("<I")
 _MIN_SCALE = 1e-3
 _CHUNK = 1 << 16
-_MIN_PROBABILITY = 2.0**-24  # about the range coder's finest probability
 """Symbols per histogram or decoding chunk: bounds the scratch of large streams."""
+_MIN_PROBABILITY = 2.0**-24  # about the range coder's finest probability
 # constriction is a compiled module: its submodules are attributes, not importable paths
 Categorical = constriction.stream.model.Categorical
 QuantizedLaplace = constriction.stream.model.QuantizedLaplace
@@ -90,11 +91,13 @@ def encode_integers(values: np.ndarray) -> bytes:
     if not _laplace_fits(vmin, vmax):
         return _encode_categorical(flat, vmin, vmax)
     if vmax - vmin + 1 <= MAX_ALPHABET:  # one histogram holds every value: pick the model by ideal code length
-        counts = _histogram(np.subtract(flat, vmin, dtype=np.int32), vmax - vmin + 1)
+        symbols = np.subtract(flat, vmin, dtype=np.int32)
+        counts = _histogram(symbols, vmax - vmin + 1)
         laplace = _laplace_fit_counts(counts, vmin)
         if _laplace_bits(counts, vmin, *laplace) < _categorical_bits(counts):
+            del symbols
             return _encode_laplace(flat, vmin, vmax, laplace)
-        return _encode_categorical(flat, vmin, vmax)
+        return _categorical_stream(symbols, counts, flat.size, vmin, vmax, vmin, flat[:0])
     # wide range (escapes): code both and keep the shorter
     return min(_encode_categorical(flat, vmin, vmax), _encode_laplace(flat, vmin, vmax, _laplace_fit(flat)), key=len)
 
@@ -243,17 +246,25 @@ def _encode_categorical(flat: np.ndarray, vmin: int, vmax: int) -> bytes:
     lo, hi = _window(flat, vmin, vmax)
     outside = (flat < lo) | (flat > hi)
     escaped = flat[outside]
-    has_escape = escaped.size > 0
-    escape_mode = _NO_ESCAPE if not has_escape else _LAPLACE_ESCAPE if _laplace_fits(vmin, vmax) else _RAW_ESCAPE
-    n_symbols = hi - lo + 1 + int(has_escape)
     symbols = np.subtract(flat, lo, dtype=np.int32)  # exact inside the window; the rest becomes the escape symbol
     symbols[outside] = hi - lo + 1
     del outside
-    counts = _histogram(symbols, n_symbols).astype("<u4")
+    counts = _histogram(symbols, hi - lo + 1 + int(escaped.size > 0))
+    return _categorical_stream(symbols, counts, flat.size, vmin, vmax, lo, escaped)
+
+
+def _categorical_stream(
+    symbols: np.ndarray, counts: np.ndarray, count: int, vmin: int, vmax: int, lo: int, escaped: np.ndarray
+) -> bytes:
+    """The categorical stream of window symbols (``value - lo``, the last symbol escaping ``escaped``)."""
+    has_escape = escaped.size > 0
+    escape_mode = _NO_ESCAPE if not has_escape else _LAPLACE_ESCAPE if _laplace_fits(vmin, vmax) else _RAW_ESCAPE
+    hi = lo + counts.size - 1 - int(has_escape)
+    counts = counts.astype("<u4")
     table = zlib.compress(counts.tobytes(), 9)
     encoder = RangeEncoder()
     encoder.encode(symbols, Categorical(counts.astype(np.float64), perfect=False))
-    head = _HEAD.pack(MAGIC, VERSION, _CATEGORICAL, flat.size, vmin, vmax)
+    head = _HEAD.pack(MAGIC, VERSION, _CATEGORICAL, count, vmin, vmax)
     head += _CATEGORICAL_FIELDS.pack(lo, hi, escape_mode, len(table)) + table
     if escape_mode == _LAPLACE_ESCAPE:
         mean, scale = _laplace_fit(escaped)
@@ -318,9 +329,8 @@ def _decode_categorical(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> 
 def _row_chunks(array: np.ndarray) -> Iterator[np.ndarray]:
     """Views of consecutive rows (first axis) of ``array``, about ``_CHUNK`` elements each: C order, no copies."""
     rows = array.reshape(1) if array.ndim == 0 else array
-    step = max(1, _CHUNK // max(int(np.prod(rows.shape[1:])), 1))
-    for start in range(0, rows.shape[0], step):
-        yield rows[start : start + step]
+    for part in row_slabs(rows.shape, _CHUNK):
+        yield rows[part]
 
 
 def _histogram(symbols: np.ndarray, n_symbols: int) -> np.ndarray:

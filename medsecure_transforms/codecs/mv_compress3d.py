@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..frequency.slabs import row_slabs
 from ..frequency.wavelet import (
     REVERSIBLE_53,
     subband_names,
@@ -61,12 +62,6 @@ LOSSLESS_DTYPES = ("uint8", "int8", "uint16", "int16")
 _INT32_MAX = 2**31 - 1
 _SLAB_ELEMENTS = 1 << 16
 """Voxels processed at a time by the element-wise steps (intensity map, (de)quantization): bounds their scratch."""
-
-
-def _row_slabs(shape: Sequence[int]) -> list[slice]:
-    """Slices of the first axis of ``shape``, each covering at most ``_SLAB_ELEMENTS`` voxels (at least one row)."""
-    rows = max(1, _SLAB_ELEMENTS // max(int(np.prod(shape[1:])), 1))
-    return [slice(start, start + rows) for start in range(0, shape[0], rows)]
 
 
 def reciprocal_mapping(q_min: float, q_max: float, std_min: float, std_max: float) -> tuple[float, float]:
@@ -119,7 +114,7 @@ def quantize_deadzone(coeffs: torch.Tensor, step: float) -> torch.Tensor:
         return coeffs.to(torch.int32)
     flat = coeffs.reshape(1) if coeffs.ndim == 0 else coeffs
     out = torch.empty(flat.shape, dtype=torch.int32, device=coeffs.device)
-    for rows in _row_slabs(flat.shape):  # a slab at a time: no float scratch the size of the subband
+    for rows in row_slabs(flat.shape, _SLAB_ELEMENTS):  # a slab at a time: no float scratch the size of the subband
         c = flat[rows]
         q = c.abs().div_(step).floor_()
         if q.numel() and float(q.max()) > _INT32_MAX:
@@ -139,7 +134,7 @@ def dequantize_deadzone(
     out = torch.empty(q.shape, dtype=dtype, device=q.device) if out is None else out
     source = q.reshape(1) if q.ndim == 0 else q
     target = out.reshape(1) if out.ndim == 0 else out
-    for rows in _row_slabs(target.shape):  # a slab at a time: no scratch the size of the subband
+    for rows in row_slabs(target.shape, _SLAB_ELEMENTS):  # a slab at a time: no scratch the size of the subband
         part = source[rows].to(target.dtype)
         sign = part.sign()
         target[rows] = part.abs_().add_(offset).mul_(step).mul_(sign)
@@ -276,7 +271,7 @@ class MVCompress3D:
         packed = torch.empty(shape, dtype=torch.int32 if self.is_lossless else torch.float32)
         inner = packed.numpy()[tuple(slice(0, n) for n in channel.shape)]
         offset, scale = intensity
-        for rows in _row_slabs(channel.shape):  # float64 intensity map, a slab at a time
+        for rows in row_slabs(channel.shape, _SLAB_ELEMENTS):  # float64 intensity map, a slab at a time
             inner[rows] = channel[rows] if self.is_lossless else (channel[rows] - offset) / scale
         _replicate_pad(packed, channel.shape)
         wavedec_inplace(packed, self.wavelet, levels)

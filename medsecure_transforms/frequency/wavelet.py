@@ -25,6 +25,8 @@ import numpy as np
 import pywt
 import torch
 
+from .slabs import row_slabs
+
 __all__ = [
     "REVERSIBLE_53",
     "dwt_matrices",
@@ -182,14 +184,17 @@ def subband_slices(shape: Sequence[int], levels: Sequence[int]) -> dict[str, tup
     out = {}
     for name in subband_names(levels):
         level, code = name.split("/")
-        k = int(level[1:])
         slices = []
-        for n, c, depth in zip(shape, code, levels, strict=True):
-            extent = n >> min(k - 1, depth)
-            half = extent // 2
-            slices.append({"a": slice(0, half), "d": slice(half, extent), "x": slice(0, extent)}[c])
+        for c, extent in zip(code, _region(shape, levels, int(level[1:])), strict=True):
+            half = extent.stop // 2
+            slices.append({"a": slice(0, half), "d": slice(half, extent.stop), "x": extent}[c])
         out[name] = tuple(slices)
     return out
+
+
+def _region(shape: tuple[int, ...], levels: tuple[int, ...], k: int) -> tuple[slice, ...]:
+    """The approximation region that level ``k`` decomposes (the whole signal for ``k = 1``)."""
+    return tuple(slice(0, n >> min(k - 1, depth)) for n, depth in zip(shape, levels, strict=True))
 
 
 def _levels_inplace(packed: torch.Tensor, wavelet: str, levels: Sequence[int], inverse: bool) -> torch.Tensor:
@@ -198,11 +203,11 @@ def _levels_inplace(packed: torch.Tensor, wavelet: str, levels: Sequence[int], i
     _check_input(packed, wavelet, "waverec_inplace" if inverse else "wavedec_inplace")
     if packed.ndim < ndim:
         raise ValueError(f"tensor of shape {tuple(packed.shape)} has fewer than {ndim} axes")
-    shape = packed.shape[-ndim:]
+    shape = tuple(packed.shape[-ndim:])
     _check_shape(shape, levels)
     order = range(max(levels), 0, -1) if inverse else range(1, max(levels) + 1)
     for k in order:
-        region = packed[(..., *(slice(0, n >> min(k - 1, depth)) for n, depth in zip(shape, levels, strict=True)))]
+        region = packed[(..., *_region(shape, levels, k))]
         axes = [i for i, on in enumerate(_active(levels, k)) if on]
         for i in reversed(axes) if inverse else axes:  # integer lifting steps do not commute: undo in reverse
             step = _line_step(region.shape[i - ndim], wavelet, packed, inverse)
@@ -281,11 +286,11 @@ def subband_std(subbands: Mapping[str, torch.Tensor], spatial_dims: int) -> dict
 def _slab_std(c: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     axis = c.ndim - spatial_dims
     dims = tuple(range(axis, c.ndim))
-    per_row = max(int(np.prod(c.shape[axis + 1 :])), 1)
     count = 0
     mean = m2 = torch.zeros(c.shape[:axis], dtype=torch.float64, device=c.device)
-    for slab in c.split(max(1, _SLAB_ELEMENTS // per_row), dim=axis):
-        n = slab.shape[axis] * per_row
+    for rows in row_slabs(c.shape[axis:], _SLAB_ELEMENTS):
+        slab = c[(slice(None),) * axis + (rows,)]
+        n = int(np.prod(slab.shape[axis:]))
         var_s, mean_s = torch.var_mean(slab if slab.is_floating_point() else slab.double(), dim=dims, correction=0)
         delta = mean_s.double() - mean
         total = count + n
