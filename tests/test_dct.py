@@ -92,6 +92,13 @@ class TestBlockDCT(unittest.TestCase):
         whole = block_quantize_roundtrip(x, table, 255.0, -128.0, (0.0, 1.0), slab_elements=1 << 30)
         one_block_row = block_quantize_roundtrip(x, table, 255.0, -128.0, (0.0, 1.0), slab_elements=1)
         np.testing.assert_array_equal(one_block_row.numpy(), whole.numpy())
+        strided_inputs = [x.mT.contiguous().mT]
+        if x.ndim == 4:
+            strided_inputs.append(x.contiguous(memory_format=torch.channels_last))
+        for strided in strided_inputs:
+            self.assertFalse(strided.is_contiguous())
+            out = block_quantize_roundtrip(strided, table, 255.0, -128.0, (0.0, 1.0), slab_elements=64)
+            np.testing.assert_array_equal(out.numpy(), whole.numpy())
         xg = x.clone().requires_grad_(True)
         tracked = block_quantize_roundtrip(xg, table, 255.0, -128.0, (0.0, 1.0))
         np.testing.assert_allclose(tracked.detach().numpy(), whole.numpy(), atol=1e-12)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -169,7 +170,6 @@ def block_quantize_roundtrip(
     d = dct_matrix(b, dtype=x.dtype, device=x.device)
     padded, size = pad_to_block(x, b)
     width = padded.shape[-1]
-    rows = padded.reshape(-1, b, width)
     row_fwd = _row_basis(d, width).T.contiguous()
     dc = torch.zeros(b, width // b, b, dtype=x.dtype, device=x.device)
     dc[0, :, 0] = b  # a constant block of 1 has DC coefficient b (orthonormal DCT), every other coefficient 0
@@ -186,17 +186,28 @@ def block_quantize_roundtrip(
         dc * (-shift / gain),
     )
     if torch.is_grad_enabled() and (x.requires_grad or table.requires_grad):
-        out = _block_rows_roundtrip(rows, consts)
+        out = _block_rows_roundtrip(padded.reshape(-1, b, width), consts)
         out = out if clip is None else out.clamp(*clip)
         return crop_to_size(out.reshape(padded.shape), size)
     out = torch.empty(padded.shape, dtype=x.dtype, device=x.device)
-    out_rows = out.view(-1, b, width)
-    slabs = row_slabs(rows.shape, slab_elements) if x.device.type == "cpu" else [slice(None)]
-    scratch_rows = rows[slabs[0]].shape[0]
-    scratch = tuple(torch.empty(2, scratch_rows, b, width, dtype=x.dtype, device=x.device))
-    for part in slabs:
-        n = out_rows[part].shape[0]
-        _block_rows_roundtrip(rows[part], consts, (scratch[0][:n], scratch[1][:n]), out_rows[part])
-        if clip is not None:
-            out_rows[part].clamp_(*clip)
+    if padded.is_contiguous() or x.device.type != "cpu":
+        pairs = [(padded.reshape(-1, b, width), out.view(-1, b, width))]
+    else:  # strided input (e.g. channels-last): each slab is gathered into its place in ``out``, then coded there
+        planes = out.view(-1, *padded.shape[-2:])
+        pairs = [
+            (padded[index].view(-1, b, width), planes[k].view(-1, b, width))
+            for k, index in enumerate(np.ndindex(*padded.shape[:-2]))
+        ]
+    limit = slab_elements if x.device.type == "cpu" else pairs[0][1].numel()
+    slabs = row_slabs(pairs[0][1].shape, limit)
+    scratch = torch.empty(2, *pairs[0][1][slabs[0]].shape, dtype=x.dtype, device=x.device)
+    for source, target in pairs:
+        for part in slabs:
+            rows, dest = source[part], target[part]
+            if len(pairs) > 1:
+                rows = dest.copy_(rows)
+            n = dest.shape[0]
+            _block_rows_roundtrip(rows, consts, (scratch[0, :n], scratch[1, :n]), dest)
+            if clip is not None:
+                dest.clamp_(*clip)
     return crop_to_size(out, size)
