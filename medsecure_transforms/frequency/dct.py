@@ -145,6 +145,29 @@ def _block_rows_roundtrip(
     return torch.matmul(d_t, a.view(rows.shape), out=out)
 
 
+def _roundtrip_constants(table: torch.Tensor, gain: float, shift: float, width: int) -> tuple[torch.Tensor, ...]:
+    """Operands of :func:`_block_rows_roundtrip` for rows ``width`` pixels wide: the DCT matrix ``d`` and its
+    transpose, the row bases, and the ``[b, width]`` tiles ``gain / Q`` and the level shift in steps (DC only)
+    for the forward side, ``Q / gain`` and the shift back for the inverse side."""
+    b = table.shape[0]
+    d = dct_matrix(b, dtype=table.dtype, device=table.device)
+    row_fwd = _row_basis(d, width).T.contiguous()
+    dc = torch.zeros(b, width // b, b, dtype=table.dtype, device=table.device)
+    dc[0, :, 0] = b  # a constant block of 1 has DC coefficient b (orthonormal DCT), every other coefficient 0
+    dc = dc.view(b, width)
+    steps = table.repeat(1, width // b)
+    return (
+        d,
+        d.T.contiguous(),
+        row_fwd,
+        row_fwd.T.contiguous(),
+        gain / steps,
+        dc * (shift / steps),
+        steps / gain,
+        dc * (-shift / gain),
+    )
+
+
 def block_quantize_roundtrip(
     x: torch.Tensor,
     table: torch.Tensor,
@@ -167,45 +190,30 @@ def block_quantize_roundtrip(
         raise ValueError(f"gain must be finite and non-zero and shift finite, got gain={gain}, shift={shift}")
     table = _table_like(table, x)
     b = table.shape[0]
-    d = dct_matrix(b, dtype=x.dtype, device=x.device)
     padded, size = pad_to_block(x, b)
     width = padded.shape[-1]
-    row_fwd = _row_basis(d, width).T.contiguous()
-    dc = torch.zeros(b, width // b, b, dtype=x.dtype, device=x.device)
-    dc[0, :, 0] = b  # a constant block of 1 has DC coefficient b (orthonormal DCT), every other coefficient 0
-    dc = dc.view(b, width)
-    steps = table.repeat(1, width // b)
-    consts = (
-        d,
-        d.T.contiguous(),
-        row_fwd,
-        row_fwd.T.contiguous(),
-        gain / steps,
-        dc * (shift / steps),
-        steps / gain,
-        dc * (-shift / gain),
-    )
+    consts = _roundtrip_constants(table, gain, shift, width)
     if torch.is_grad_enabled() and (x.requires_grad or table.requires_grad):
         out = _block_rows_roundtrip(padded.reshape(-1, b, width), consts)
         out = out if clip is None else out.clamp(*clip)
         return crop_to_size(out.reshape(padded.shape), size)
     out = torch.empty(padded.shape, dtype=x.dtype, device=x.device)
-    if padded.is_contiguous() or x.device.type != "cpu":
-        pairs = [(padded.reshape(-1, b, width), out.view(-1, b, width))]
-    else:  # strided input (e.g. channels-last): each slab is gathered into its place in ``out``, then coded there
+    on_cpu = x.device.type == "cpu"
+    gather = on_cpu and not padded.is_contiguous()
+    if gather:  # strided input (e.g. channels-last): each slab is gathered into its place in ``out``, coded there
         planes = out.view(-1, *padded.shape[-2:])
         pairs = [
             (padded[index].view(-1, b, width), planes[k].view(-1, b, width))
             for k, index in enumerate(np.ndindex(*padded.shape[:-2]))
         ]
-    limit = slab_elements if x.device.type == "cpu" else pairs[0][1].numel()
-    slabs = row_slabs(pairs[0][1].shape, limit)
+    else:
+        pairs = [(padded.reshape(-1, b, width), out.view(-1, b, width))]
+    slabs = row_slabs(pairs[0][1].shape, slab_elements if on_cpu else pairs[0][1].numel())
     scratch = torch.empty(2, *pairs[0][1][slabs[0]].shape, dtype=x.dtype, device=x.device)
     for source, target in pairs:
         for part in slabs:
-            rows, dest = source[part], target[part]
-            if len(pairs) > 1:
-                rows = dest.copy_(rows)
+            dest = target[part]
+            rows = dest.copy_(source[part]) if gather else source[part]
             n = dest.shape[0]
             _block_rows_roundtrip(rows, consts, (scratch[0, :n], scratch[1, :n]), dest)
             if clip is not None:
