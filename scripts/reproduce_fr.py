@@ -163,7 +163,7 @@ def main() -> None:
     bpda = report["bpda"] = {}
     write()
     n = min(args.bpda_samples, len(images))
-    for prefix in args.bpda_defenses:  # in the order given, each written as soon as done
+    for prefix in args.bpda_defenses if n else []:  # in the order given, each written as soon as done
         name = next((k for k in defenses if k.startswith(prefix) and defenses[k] is not None), None)
         if name is None:
             continue
