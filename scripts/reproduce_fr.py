@@ -163,6 +163,9 @@ def main() -> None:
     bpda = report["bpda"] = {}
     write()
     n = min(args.bpda_samples, len(images))
+    pgd = None
+    if args.bpda_pgd_steps > 0:  # one targeted PGD through each BPDA defense
+        pgd = PGD(epsilon=args.max_linf, step_size=1 / 255, steps=args.bpda_pgd_steps, targeted=True, seed=args.seed)
     for prefix in args.bpda_defenses if n else []:  # in the order given, each written as soon as done
         name = next((k for k in defenses if k.startswith(prefix) and defenses[k] is not None), None)
         if name is None:
@@ -178,9 +181,7 @@ def main() -> None:
             "bpda_adversarial_iou": [float(v) for v in s["adversarial_iou"]],
             "seconds_per_image": seconds / n,
         }
-        if args.bpda_pgd_steps > 0:
-            pgd = PGD(epsilon=args.max_linf, step_size=1 / 255, steps=args.bpda_pgd_steps, targeted=True,
-                      seed=args.seed)
+        if pgd is not None:
             adv, seconds = cached_adversarial(args, model, images[:n], targets[:n], pgd, adaptive,
                                               tag=f"bpda-pgd-{name}")
             s = score_defense(model, defense, images[:n], adv, labels[:n], args.classes)

@@ -328,7 +328,7 @@ def _decode_categorical(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> 
 
 def _row_chunks(array: np.ndarray) -> Iterator[np.ndarray]:
     """Views of consecutive rows (first axis) of ``array``, about ``_CHUNK`` elements each: C order, no copies."""
-    rows = array.reshape(1) if array.ndim == 0 else array
+    rows = np.atleast_1d(array)
     for part in row_slabs(rows.shape, _CHUNK):
         yield rows[part]
 

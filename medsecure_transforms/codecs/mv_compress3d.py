@@ -112,7 +112,7 @@ def quantize_deadzone(coeffs: torch.Tensor, step: float) -> torch.Tensor:
         if step != 1:
             raise ValueError(f"integer coefficients are only coded with step 1, got {step}")
         return coeffs.to(torch.int32)
-    flat = coeffs.reshape(1) if coeffs.ndim == 0 else coeffs
+    flat = torch.atleast_1d(coeffs)
     out = torch.empty(flat.shape, dtype=torch.int32, device=coeffs.device)
     for rows in row_slabs(flat.shape, _SLAB_ELEMENTS):  # a slab at a time: no float scratch the size of the subband
         c = flat[rows]
@@ -132,8 +132,7 @@ def dequantize_deadzone(
     ``out`` may share ``q``'s memory (the decoder dequantizes in place): each slab is read before it is written.
     """
     out = torch.empty(q.shape, dtype=dtype, device=q.device) if out is None else out
-    source = q.reshape(1) if q.ndim == 0 else q
-    target = out.reshape(1) if out.ndim == 0 else out
+    source, target = torch.atleast_1d(q), torch.atleast_1d(out)
     for rows in row_slabs(target.shape, _SLAB_ELEMENTS):  # a slab at a time: no scratch the size of the subband
         part = source[rows].to(target.dtype)
         sign = part.sign()

@@ -135,13 +135,17 @@ def _block_rows_roundtrip(
     allocation-free (inference); without them every step allocates and autograd records the graph.
     """
     d, d_t, row_fwd, row_inv, level_scale, level_bias, recon_scale, recon_bias = consts
-    a, c = scratch if scratch is not None else (None, None)
-    a = torch.matmul(d, rows, out=a)  # down the columns of every block
+    buf_a, buf_c = scratch if scratch is not None else (None, None)
     inner = row_fwd.shape[0]  # b or 2b pixels of a row per product
-    c = torch.mm(a.view(-1, inner), row_fwd, out=None if c is None else c.view(-1, inner)).view(rows.shape)
-    levels = torch.addcmul(level_bias, c, level_scale, out=None if scratch is None else a).round_()
-    recon = torch.addcmul(recon_bias, levels, recon_scale, out=None if scratch is None else c)
-    a = torch.mm(recon.view(-1, inner), row_inv, out=None if scratch is None else levels.view(-1, inner))
+
+    def in_rows(buf: torch.Tensor | None) -> torch.Tensor | None:
+        return None if buf is None else buf.view(-1, inner)
+
+    a = torch.matmul(d, rows, out=buf_a)  # down the columns of every block
+    c = torch.mm(a.view(-1, inner), row_fwd, out=in_rows(buf_c)).view(rows.shape)
+    levels = torch.addcmul(level_bias, c, level_scale, out=buf_a).round_()
+    recon = torch.addcmul(recon_bias, levels, recon_scale, out=buf_c)
+    a = torch.mm(recon.view(-1, inner), row_inv, out=in_rows(buf_a))
     return torch.matmul(d_t, a.view(rows.shape), out=out)
 
 
@@ -208,8 +212,9 @@ def block_quantize_roundtrip(
         ]
     else:
         pairs = [(padded.reshape(-1, b, width), out.view(-1, b, width))]
-    slabs = row_slabs(pairs[0][1].shape, slab_elements if on_cpu else pairs[0][1].numel())
-    scratch = torch.empty(2, *pairs[0][1][slabs[0]].shape, dtype=x.dtype, device=x.device)
+    block_rows = pairs[0][1]  # every target has this shape
+    slabs = row_slabs(block_rows.shape, slab_elements if on_cpu else block_rows.numel())
+    scratch = torch.empty(2, *block_rows[slabs[0]].shape, dtype=x.dtype, device=x.device)
     for source, target in pairs:
         for part in slabs:
             dest = target[part]

@@ -92,10 +92,9 @@ def _transform_along(x: torch.Tensor, axis: int, step: Callable[[torch.Tensor], 
         x.copy_(step(x))
         return
     lead = max(others, key=lambda a: x.shape[a])
-    per_index = max(x.numel() // max(x.shape[lead], 1), 1)
-    chunk = max(1, _SLAB_ELEMENTS // per_index)
-    for start in range(0, x.shape[lead], chunk):
-        slab = x.narrow(lead, start, min(chunk, x.shape[lead] - start))
+    per_index = x.numel() // max(x.shape[lead], 1)
+    for rows in row_slabs((x.shape[lead], per_index), _SLAB_ELEMENTS):
+        slab = x[(slice(None),) * lead + (rows,)]
         slab.copy_(step(slab.movedim(axis, -1)).movedim(-1, axis))
 
 
@@ -244,12 +243,8 @@ def wavedec_nd(x: torch.Tensor, wavelet: str, levels: Sequence[int]) -> dict[str
         of ``x`` (:func:`wavedec_inplace`).
     """
     _check_input(x, wavelet, "wavedec_nd")
-    levels = _check_levels(levels)
-    ndim = len(levels)
-    if x.ndim < ndim:
-        raise ValueError(f"wavedec_nd: tensor of shape {tuple(x.shape)} has fewer than {ndim} axes")
-    slices = subband_slices(x.shape[-ndim:], levels)
     packed = wavedec_inplace(x.clone(memory_format=torch.contiguous_format), wavelet, levels)
+    slices = subband_slices(packed.shape[-len(levels) :], levels)
     return {name: packed[(..., *where)] for name, where in slices.items()}
 
 
