@@ -28,8 +28,9 @@ from medsecure_transforms.attacks.targets import shift_mask
 from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
 
 
-def paper_loop_asma(model: torch.nn.Module, image: torch.Tensor, target: torch.Tensor, attack: ASMA
-                    ) -> tuple[torch.Tensor, int]:
+def paper_loop_asma(
+    model: torch.nn.Module, image: torch.Tensor, target: torch.Tensor, attack: ASMA
+) -> tuple[torch.Tensor, int]:
     """ASMA on one image ``[1, C, *spatial]`` with a per-class mask loop and a separate IoU forward pass."""
     original = image.clone()
     target_np = target[0, 0].numpy()
@@ -93,27 +94,39 @@ def main() -> None:
     batched_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    looped = [paper_loop_asma(model, images[i:i + 1], target[i:i + 1], attack) for i in range(len(images))]
+    looped = [paper_loop_asma(model, images[i : i + 1], target[i : i + 1], attack) for i in range(len(images))]
     loop_seconds = time.perf_counter() - start
 
     loop_adversarial = torch.cat([x for x, _ in looped])
     record = {
-        "bundle": args.bundle, "split": args.split, "images": len(images), "image_shape": list(images.shape[1:]),
-        "attack": attack.params(), "target": f"label shifted by {args.shift}",
-        "batched_seconds": batched_seconds, "loop_seconds": loop_seconds, "speedup": loop_seconds / batched_seconds,
+        "bundle": args.bundle,
+        "split": args.split,
+        "images": len(images),
+        "image_shape": list(images.shape[1:]),
+        "attack": attack.params(),
+        "target": f"label shifted by {args.shift}",
+        "batched_seconds": batched_seconds,
+        "loop_seconds": loop_seconds,
+        "speedup": loop_seconds / batched_seconds,
         "max_abs_difference": float((loop_adversarial - batched.adversarial).abs().max()),
         "iterations_equal": [s for _, s in looped] == batched.iterations.tolist(),
         "iterations": batched.iterations.tolist(),
         "target_iou": batched.target_iou.tolist(),
         "success_rate": float((batched.target_iou >= args.target_iou).float().mean()),
         "linf_x255": (batched.linf * 255).tolist(),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "load_average_1min": os.getloadavg()[0]},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "load_average_1min": os.getloadavg()[0],
+        },
     }
     print(json.dumps(record, indent=2))
-    print(f"batched {batched_seconds:.1f} s, loop {loop_seconds:.1f} s, speedup {record['speedup']:.2f}x, "
-          f"max |diff| {record['max_abs_difference']:.2e}, success {record['success_rate']:.0%}")
+    print(
+        f"batched {batched_seconds:.1f} s, loop {loop_seconds:.1f} s, speedup {record['speedup']:.2f}x, "
+        f"max |diff| {record['max_abs_difference']:.2e}, success {record['success_rate']:.0%}"
+    )
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(record, indent=2) + "\n")

@@ -88,8 +88,12 @@ def detector_noise_check(detector, cases: int, epsilon: float, seed: int) -> dic
         sign = torch.randint(0, 2, v.shape, generator=g).float() * 2 - 1
         clean.append(detector.inspect(v)[1]["fft_detect_flagged"])
         noisy.append(detector.inspect((v + epsilon * sign).clamp(0, 1))[1]["fft_detect_flagged"])
-    return {"cases": len(volumes), "epsilon": epsilon, "flagged_clean": sum(clean) / len(clean),
-            "flagged_noisy": sum(noisy) / len(noisy)}
+    return {
+        "cases": len(volumes),
+        "epsilon": epsilon,
+        "flagged_clean": sum(clean) / len(clean),
+        "flagged_noisy": sum(noisy) / len(noisy),
+    }
 
 
 def main() -> int:
@@ -173,8 +177,7 @@ def main() -> int:
         "SEG Dice vs the dataset labels (anterior, posterior) per case: "
         f"{[r['seg_dice_anterior_posterior'] for r in rows]}.",
         "",
-        "Detector sanity check (random-sign noise, not an attack): "
-        f"{result['detector_noise_check']}.",
+        f"Detector sanity check (random-sign noise, not an attack): {result['detector_noise_check']}.",
         "",
         f"Command: `{result['command']}`",
     ]

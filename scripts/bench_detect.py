@@ -60,14 +60,24 @@ def main(argv: list[str] | None = None) -> None:
             guard.append(timed(fn, images))
         seg_ms = 1000 * statistics.median(seg) / len(images)
         guard_ms = 1000 * statistics.median(guard) / len(images)
-        rows[name] = {"ms_per_image": round(guard_ms, 3), "segmentation_ms_per_image": round(seg_ms, 3),
-                      "ratio_to_segmentation": round(guard_ms / seg_ms, 3)}
+        rows[name] = {
+            "ms_per_image": round(guard_ms, 3),
+            "segmentation_ms_per_image": round(seg_ms, 3),
+            "ratio_to_segmentation": round(guard_ms / seg_ms, 3),
+        }
         ratio = rows[name]["ratio_to_segmentation"]
         print(f"{name:32s} {guard_ms:8.2f} ms/image, segmentation {seg_ms:8.2f} ms/image, ratio {ratio}")
     result = {
-        "bundle": args.bundle, "batch": len(images), "image_shape": list(images.shape[1:]), "repeats": args.repeats,
-        "threads": args.threads, "machine": f"{platform.machine()} {platform.processor()}".strip(),
-        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "torch": torch.__version__, "results": rows,
+        "bundle": args.bundle,
+        "batch": len(images),
+        "image_shape": list(images.shape[1:]),
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "machine": f"{platform.machine()} {platform.processor()}".strip(),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "torch": torch.__version__,
+        "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

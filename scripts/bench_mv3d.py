@@ -118,8 +118,12 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=6)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--memory-datasets", nargs="+", default=["cardiac-acdc", "cardiac-la2018", "brain-t1-aseg"],
-                   help="the peak-memory check runs on the largest 3-D volume of these datasets")
+    p.add_argument(
+        "--memory-datasets",
+        nargs="+",
+        default=["cardiac-acdc", "cardiac-la2018", "brain-t1-aseg"],
+        help="the peak-memory check runs on the largest 3-D volume of these datasets",
+    )
     p.add_argument("--out", default="results/mv3d")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -86,15 +86,29 @@ def main(argv: list[str] | None = None) -> int:
     base = rows["jpeg2000 (openjpeg)"]["ms"]
     for row in rows.values():
         row["vs_jpeg2000"] = row["ms"] / base
-    machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, " \
-              f"torch threads {args.threads}, load avg {os.getloadavg()[0]:.1f}"
-    result = {"machine": machine, "tile": "256x256", "tiles": len(tiles), "repeats": args.repeats,
-              "model": Path(args.model).name, "rows": rows}
+    machine = (
+        f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch threads {args.threads}, load avg {os.getloadavg()[0]:.1f}"
+    )
+    result = {
+        "machine": machine,
+        "tile": "256x256",
+        "tiles": len(tiles),
+        "repeats": args.repeats,
+        "model": Path(args.model).name,
+        "rows": rows,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# OCT codec speed, 256x256 B-scan tiles ({len(tiles)} tiles x {args.repeats})", "",
-             f"Machine: {machine}", "", "| codec | ratio | encode+decode ms | x JPEG 2000 |", "|---|---|---|---|"]
+    lines = [
+        f"# OCT codec speed, 256x256 B-scan tiles ({len(tiles)} tiles x {args.repeats})",
+        "",
+        f"Machine: {machine}",
+        "",
+        "| codec | ratio | encode+decode ms | x JPEG 2000 |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {k} | {v['ratio']:.1f} | {v['ms']:.1f} | {v['vs_jpeg2000']:.2f} |" for k, v in rows.items()]
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -69,15 +69,30 @@ def summarise_existing(args: argparse.Namespace) -> None:
         lines = (args.output_dir / "robustness_per_sample.jsonl").read_text().splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
         summary = aggregate(rows)
-        summary["attack/success_rate"] = {"mean": sum(r["attack/target_iou"] >= args.target_iou for r in rows)
-                                          / len(rows), "std": 0.0, "n": len(rows)}
-        params = {"attack": {"name": "ASMA", "max_iter": args.max_iter, "beta": args.beta, "tau": args.tau,
-                             "target_iou": args.target_iou, "max_linf": args.max_linf},
-                  "samples": len(rows), "success_iou": args.target_iou}
-        write_markdown(args.output_dir / "robustness_partial.md", summary, ["benign", "adversarial"],
-                       ["disc", "cup"], params)
-        partial_note = {"partial": f"interrupted run: first {len(rows)} images of the split "
-                                   "(robustness_per_sample.jsonl, robustness_partial.md)"}
+        summary["attack/success_rate"] = {
+            "mean": sum(r["attack/target_iou"] >= args.target_iou for r in rows) / len(rows),
+            "std": 0.0,
+            "n": len(rows),
+        }
+        params = {
+            "attack": {
+                "name": "ASMA",
+                "max_iter": args.max_iter,
+                "beta": args.beta,
+                "tau": args.tau,
+                "target_iou": args.target_iou,
+                "max_linf": args.max_linf,
+            },
+            "samples": len(rows),
+            "success_iou": args.target_iou,
+        }
+        write_markdown(
+            args.output_dir / "robustness_partial.md", summary, ["benign", "adversarial"], ["disc", "cup"], params
+        )
+        partial_note = {
+            "partial": f"interrupted run: first {len(rows)} images of the split "
+            "(robustness_per_sample.jsonl, robustness_partial.md)"
+        }
     bar = {**previous, **quality_bar(summary), **partial_note}
     bar_path.write_text(json.dumps(bar, indent=2) + "\n")
     print(json.dumps(bar, indent=2))
@@ -102,8 +117,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output-dir", type=Path, default=Path("results/attacks/fundus_asma"))
     parser.add_argument("--tracking-dir", type=Path, default=Path("eval/mlflow"))
-    parser.add_argument("--summarise-only", action="store_true",
-                        help="recompute quality_bar.json from an existing robustness.json in --output-dir")
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="recompute quality_bar.json from an existing robustness.json in --output-dir",
+    )
     args = parser.parse_args()
 
     if args.summarise_only:
@@ -114,8 +132,9 @@ def main() -> None:
     model = load_bundle_network(args.bundle)
     datalist, transform = bundle_preprocessing(args.bundle, args.split, limit=args.limit)
     if args.attack == "asma":
-        attack = ASMA(max_iter=args.max_iter, beta=args.beta, tau=args.tau, target_iou=args.target_iou,
-                      max_linf=args.max_linf)
+        attack = ASMA(
+            max_iter=args.max_iter, beta=args.beta, tau=args.tau, target_iou=args.target_iou, max_linf=args.max_linf
+        )
     else:
         attack = PGD(epsilon=args.max_linf, step_size=args.pgd_step_size, steps=args.max_iter, targeted=True)
     if args.target == "scale":
@@ -124,20 +143,37 @@ def main() -> None:
         target_fn = partial(shift_mask, offset=args.shift)
     start = time.perf_counter()
     report = evaluate_robustness(
-        model, Dataset(datalist, transform), attack, args.output_dir, target_fn=target_fn,
-        regions={"disc": [1, 2], "cup": [2]}, batch_size=args.batch_size, tracking_dir=args.tracking_dir,
-        run_name=f"{args.bundle}-{args.split}-{args.attack}", success_iou=args.target_iou,
+        model,
+        Dataset(datalist, transform),
+        attack,
+        args.output_dir,
+        target_fn=target_fn,
+        regions={"disc": [1, 2], "cup": [2]},
+        batch_size=args.batch_size,
+        tracking_dir=args.tracking_dir,
+        run_name=f"{args.bundle}-{args.split}-{args.attack}",
+        success_iou=args.target_iou,
     )
     bar = quality_bar(report["aggregate"])
-    bar.update({
-        "command": "nice -n 10 python scripts/reproduce_asma_fundus.py " + " ".join(
-            f"--{k.replace('_', '-')}" if v is True else
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if v is not None and v is not False),
-        "wall_seconds": time.perf_counter() - start,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": torch.get_num_threads(), "torch": torch.__version__},
-    })
+    bar.update(
+        {
+            "command": "nice -n 10 python scripts/reproduce_asma_fundus.py "
+            + " ".join(
+                f"--{k.replace('_', '-')}"
+                if v is True
+                else f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in vars(args).items()
+                if v is not None and v is not False
+            ),
+            "wall_seconds": time.perf_counter() - start,
+            "machine": {
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            },
+        }
+    )
     (args.output_dir / "quality_bar.json").write_text(json.dumps(bar, indent=2) + "\n")
     print(Path(report["files"]["markdown"]).read_text())
     print(json.dumps(bar, indent=2))

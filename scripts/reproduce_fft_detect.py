@@ -45,24 +45,41 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 DETECTOR_ORDER = [
-    "autoencoder1", "autoencoder2", "unet_spatial", "densenet_spatial", "unet_frequency", "densenet_frequency",
-    "unet_shifted_frequency", "densenet_shifted_frequency",
+    "autoencoder1",
+    "autoencoder2",
+    "unet_spatial",
+    "densenet_spatial",
+    "unet_frequency",
+    "densenet_frequency",
+    "unet_shifted_frequency",
+    "densenet_shifted_frequency",
 ]
 # Table 2 of the paper: (detector, reformer) for combinations 1..16.
 COMBINATIONS = [
-    ("autoencoder1", "autoencoder1"), ("autoencoder1", "autoencoder2"), ("autoencoder2", "autoencoder1"),
-    ("autoencoder2", "autoencoder2"), ("autoencoder1", "unet"), ("autoencoder1", "densenet"),
-    ("autoencoder2", "unet"), ("autoencoder2", "densenet"), ("unet_frequency", "unet"),
-    ("unet_frequency", "densenet"), ("densenet_frequency", "unet"), ("densenet_frequency", "densenet"),
-    ("unet_shifted_frequency", "unet"), ("unet_shifted_frequency", "densenet"),
-    ("densenet_shifted_frequency", "unet"), ("densenet_shifted_frequency", "densenet"),
+    ("autoencoder1", "autoencoder1"),
+    ("autoencoder1", "autoencoder2"),
+    ("autoencoder2", "autoencoder1"),
+    ("autoencoder2", "autoencoder2"),
+    ("autoencoder1", "unet"),
+    ("autoencoder1", "densenet"),
+    ("autoencoder2", "unet"),
+    ("autoencoder2", "densenet"),
+    ("unet_frequency", "unet"),
+    ("unet_frequency", "densenet"),
+    ("densenet_frequency", "unet"),
+    ("densenet_frequency", "densenet"),
+    ("unet_shifted_frequency", "unet"),
+    ("unet_shifted_frequency", "densenet"),
+    ("densenet_shifted_frequency", "unet"),
+    ("densenet_shifted_frequency", "densenet"),
 ]
 
 
 def mean_dice(pred: torch.Tensor, label: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Per-image mean foreground Dice ``[B]`` (MONAI ``compute_dice``; classes absent from the label are skipped)."""
-    dice = compute_dice(one_hot(pred, num_classes), one_hot(label, num_classes), include_background=False,
-                        ignore_empty=True)
+    dice = compute_dice(
+        one_hot(pred, num_classes), one_hot(label, num_classes), include_background=False, ignore_empty=True
+    )
     return torch.nanmean(dice, dim=1)
 
 
@@ -158,8 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     clean_pred = segment(network, images)
     attacks = {
         "DAG": (DAG(max_iter=args.dag_iter, gamma=args.dag_gamma, seed=args.seed), erase_classes(clean_pred)),
-        "ASMA": (ASMA(max_iter=args.asma_iter, beta=args.asma_beta, tau=args.asma_tau, max_linf=args.asma_linf,
-                      seed=args.seed), shift_mask(labels, (12, 12))),
+        "ASMA": (
+            ASMA(
+                max_iter=args.asma_iter, beta=args.asma_beta, tau=args.asma_tau, max_linf=args.asma_linf, seed=args.seed
+            ),
+            shift_mask(labels, (12, 12)),
+        ),
         "PGD": (PGD(epsilon=args.pgd_eps, step_size=args.pgd_eps / 4, steps=args.pgd_steps, seed=args.seed), labels),
     }
     adversarial, attack_info = {}, {}
@@ -168,30 +189,45 @@ def main(argv: list[str] | None = None) -> None:
 
         def run(attack=attack, target=target):
             result = attack(network, images, target)
-            return {"adversarial": result.adversarial, "linf": result.linf, "l2": result.l2,
-                    "seconds": torch.tensor(result.seconds)}
+            return {
+                "adversarial": result.adversarial,
+                "linf": result.linf,
+                "l2": result.l2,
+                "seconds": torch.tensor(result.seconds),
+            }
 
         record = cached(cache_dir / f"{name}_{key}.pt", run)
         adversarial[name] = record["adversarial"]
-        attack_info[name] = {"params": attack.params(), "mean_linf": float(record["linf"].mean()),
-                             "mean_l2": float(record["l2"].mean()), "seconds": float(record["seconds"])}
+        attack_info[name] = {
+            "params": attack.params(),
+            "mean_linf": float(record["linf"].mean()),
+            "mean_l2": float(record["l2"].mean()),
+            "seconds": float(record["seconds"]),
+        }
 
     clean_dice = mean_dice(clean_pred, labels, num_classes)
     adv_pred = {name: segment(network, x) for name, x in adversarial.items()}
     adv_dice = {name: mean_dice(p, labels, num_classes) for name, p in adv_pred.items()}
 
     detectors = {n: FFTDetector.load(p) for n in DETECTOR_ORDER if (p := args.guard_dir / f"detector_{n}.pt").is_file()}
-    reformers = {n: Reformer.load(p) for n in ("autoencoder1", "autoencoder2", "unet", "densenet")
-                 if (p := args.guard_dir / f"reformer_{n}.pt").is_file()}
+    reformers = {
+        n: Reformer.load(p)
+        for n in ("autoencoder1", "autoencoder2", "unet", "densenet")
+        if (p := args.guard_dir / f"reformer_{n}.pt").is_file()
+    }
 
     # Table 1: ROC-AUC per detector and attack (clean slices vs their adversarial versions).
-    scores = {d: {"clean": det.score_batches(images)} | {a: det.score_batches(x) for a, x in adversarial.items()}
-              for d, det in detectors.items()}
+    scores = {
+        d: {"clean": det.score_batches(images)} | {a: det.score_batches(x) for a, x in adversarial.items()}
+        for d, det in detectors.items()
+    }
     table1 = {d: {a: auc(s["clean"], s[a]) for a in adversarial} for d, s in scores.items()}
 
     # Table 2: the 16 combinations.
-    reformed = {r: {a: segment(network, ref(x)) for a, x in {"clean": images, **adversarial}.items()}
-                for r, ref in reformers.items()}
+    reformed = {
+        r: {a: segment(network, ref(x)) for a, x in {"clean": images, **adversarial}.items()}
+        for r, ref in reformers.items()
+    }
     table2 = []
     for number, (d, r) in enumerate(COMBINATIONS, start=1):
         row = {"combination": number, "detector": d, "reformer": r}
@@ -216,14 +252,29 @@ def main(argv: list[str] | None = None) -> None:
     adaptive = {}
     if "unet_shifted_frequency" in detectors:
         detector = detectors["unet_shifted_frequency"]
-        key = hashlib.sha1(json.dumps([args.bundle, args.slices, args.pgd_eps, args.adaptive_steps,
-                                       args.adaptive_weight, detector.threshold]).encode()).hexdigest()[:12]
-        x_adapt = cached(cache_dir / f"adaptive_{key}.pt", lambda: adaptive_attack(
-            network, detector, images, labels, args.pgd_eps, args.pgd_eps / 4, args.adaptive_steps,
-            args.adaptive_weight))
+        key = hashlib.sha1(
+            json.dumps(
+                [args.bundle, args.slices, args.pgd_eps, args.adaptive_steps, args.adaptive_weight, detector.threshold]
+            ).encode()
+        ).hexdigest()[:12]
+        x_adapt = cached(
+            cache_dir / f"adaptive_{key}.pt",
+            lambda: adaptive_attack(
+                network,
+                detector,
+                images,
+                labels,
+                args.pgd_eps,
+                args.pgd_eps / 4,
+                args.adaptive_steps,
+                args.adaptive_weight,
+            ),
+        )
         s_adapt = detector.score_batches(x_adapt)
         adaptive = {
-            "detector": "unet_shifted_frequency", "epsilon": args.pgd_eps, "steps": args.adaptive_steps,
+            "detector": "unet_shifted_frequency",
+            "epsilon": args.pgd_eps,
+            "steps": args.adaptive_steps,
             "weight": args.adaptive_weight,
             "auc_adaptive": auc(scores["unet_shifted_frequency"]["clean"], s_adapt),
             "auc_plain_pgd": table1["unet_shifted_frequency"]["PGD"],
@@ -232,10 +283,16 @@ def main(argv: list[str] | None = None) -> None:
         }
 
     results = {
-        "bundle": args.bundle, "weights_sha256": weights_sha256, "slices": args.slices, "num_classes": num_classes,
+        "bundle": args.bundle,
+        "weights_sha256": weights_sha256,
+        "slices": args.slices,
+        "num_classes": num_classes,
         "dice_clean": float(clean_dice.nanmean()),
         "dice_adversarial": {a: float(v.nanmean()) for a, v in adv_dice.items()},
-        "attacks": attack_info, "table1_auc": table1, "table2": table2, "adaptive": adaptive,
+        "attacks": attack_info,
+        "table1_auc": table1,
+        "table2": table2,
+        "adaptive": adaptive,
         "detector_thresholds": {d: det.threshold for d, det in detectors.items()},
         "seconds": round(time.perf_counter() - start, 1),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
@@ -250,18 +307,29 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_markdown(path: Path, r: dict) -> None:
     attacks = list(r["dice_adversarial"])
-    lines = [f"# FFTDetect study on `{r['bundle']}` ({r['slices']} test slices, clean vs each attack 50/50)", "",
-             f"Clean Dice {r['dice_clean']:.3f}; undefended adversarial Dice "
-             + ", ".join(f"{a} {v:.3f}" for a, v in r["dice_adversarial"].items()), "",
-             "## Table 1: ROC-AUC of each detector", "", "| detector | " + " | ".join(attacks) + " | mean |",
-             "|---|" + "---|" * (len(attacks) + 1)]
+    lines = [
+        f"# FFTDetect study on `{r['bundle']}` ({r['slices']} test slices, clean vs each attack 50/50)",
+        "",
+        f"Clean Dice {r['dice_clean']:.3f}; undefended adversarial Dice "
+        + ", ".join(f"{a} {v:.3f}" for a, v in r["dice_adversarial"].items()),
+        "",
+        "## Table 1: ROC-AUC of each detector",
+        "",
+        "| detector | " + " | ".join(attacks) + " | mean |",
+        "|---|" + "---|" * (len(attacks) + 1),
+    ]
     for d, row in r["table1_auc"].items():
         vals = [row[a] for a in attacks]
         lines.append(f"| {d} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |")
-    lines += ["", "## Table 2: detector/reformer combinations (Dice recovered = rejected inputs count as clean)", "",
-              "| # | detector | reformer | clean FPR | clean Dice | "
-              + " | ".join(f"{a} rejected | {a} Dice accepted | {a} Dice recovered" for a in attacks) + " |",
-              "|---|---|---|---|---|" + "---|" * (3 * len(attacks))]
+    lines += [
+        "",
+        "## Table 2: detector/reformer combinations (Dice recovered = rejected inputs count as clean)",
+        "",
+        "| # | detector | reformer | clean FPR | clean Dice | "
+        + " | ".join(f"{a} rejected | {a} Dice accepted | {a} Dice recovered" for a in attacks)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * (3 * len(attacks)),
+    ]
     for row in r["table2"]:
         head = f"| {row['combination']} | {row['detector']} | {row['reformer']} | "
         if "missing" in row:
@@ -277,10 +345,14 @@ def write_markdown(path: Path, r: dict) -> None:
         lines.append(head + " | ".join(cells) + " |")
     if r["adaptive"]:
         a = r["adaptive"]
-        lines += ["", "## Adaptive attacker (PGD + detector-evasion term)", "",
-                  f"Detector {a['detector']}, eps {a['epsilon']:.4f}, {a['steps']} steps, weight {a['weight']}: "
-                  f"AUC {a['auc_adaptive']:.3f} (plain PGD {a['auc_plain_pgd']:.3f}), detected "
-                  f"{a['detected_adaptive']:.2f}, undefended Dice {a['dice_adaptive_undefended']:.3f}"]
+        lines += [
+            "",
+            "## Adaptive attacker (PGD + detector-evasion term)",
+            "",
+            f"Detector {a['detector']}, eps {a['epsilon']:.4f}, {a['steps']} steps, weight {a['weight']}: "
+            f"AUC {a['auc_adaptive']:.3f} (plain PGD {a['auc_plain_pgd']:.3f}), detected "
+            f"{a['detected_adaptive']:.2f}, undefended Dice {a['dice_adaptive_undefended']:.3f}",
+        ]
     lines += ["", f"Run time {r['seconds']} s on {r['machine']}."]
     path.write_text("\n".join(lines) + "\n")
 
@@ -301,7 +373,7 @@ def plot_roc(path: Path, scores: dict, adversarial: dict) -> None:
         ax.set_xlabel("FPR", fontsize=7)
         ax.set_ylabel("TPR", fontsize=7)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

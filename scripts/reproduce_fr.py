@@ -100,8 +100,12 @@ def main() -> None:
         default=["JPEG(85)", "auto"],
         help="defense names (prefixes), attacked in this order",
     )
-    parser.add_argument("--bpda-pgd-steps", type=int, default=50,
-                        help="targeted Linf PGD steps against each BPDA defense (ASMA budget, 1/255 steps); 0: off")
+    parser.add_argument(
+        "--bpda-pgd-steps",
+        type=int,
+        default=50,
+        help="targeted Linf PGD steps against each BPDA defense (ASMA budget, 1/255 steps); 0: off",
+    )
     parser.add_argument("--cdr", action="store_true", help="glaucoma screening from the vertical cup-to-disc ratio")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default="/tmp/medsecure_fr_cache")
@@ -182,8 +186,9 @@ def main() -> None:
             "seconds_per_image": seconds / n,
         }
         if pgd is not None:
-            adv, seconds = cached_adversarial(args, model, images[:n], targets[:n], pgd, adaptive,
-                                              tag=f"bpda-pgd-{name}")
+            adv, seconds = cached_adversarial(
+                args, model, images[:n], targets[:n], pgd, adaptive, tag=f"bpda-pgd-{name}"
+            )
             s = score_defense(model, defense, images[:n], adv, labels[:n], args.classes)
             bpda[name]["pgd"] = pgd.params()
             bpda[name]["bpda_pgd_adversarial_iou"] = [float(v) for v in s["adversarial_iou"]]

@@ -168,8 +168,13 @@ def panel(codec: OCTCodec, img: np.ndarray, out: Path, zoom: tuple[slice, slice]
         axes[0, col].set_title(title if col == 0 else f"{title}\nMS-SSIM {ms:.4f}, PSNR {ps:.1f} dB", fontsize=9)
         axes[1, col].imshow(im[zoom].T, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[0, col].add_patch(
-            plt.Rectangle((zoom[0].start, zoom[1].start), zoom[0].stop - zoom[0].start,
-                          zoom[1].stop - zoom[1].start, fill=False, edgecolor="orange")
+            plt.Rectangle(
+                (zoom[0].start, zoom[1].start),
+                zoom[0].stop - zoom[0].start,
+                zoom[1].stop - zoom[1].start,
+                fill=False,
+                edgecolor="orange",
+            )
         )
         for ax in axes[:, col]:
             ax.axis("off")
@@ -197,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         path = MODELS / f"model_r{ratio}.pt"
         if path.is_file():
             codec = OCTCodec.load(path)
-            entry = {"model": path.name, "nominal_ratio_eq1": codec.nominal_ratio((256, 256)),
-                     **evaluate_codec(codec, test[True])}
+            entry = {
+                "model": path.name,
+                "nominal_ratio_eq1": codec.nominal_ratio((256, 256)),
+                **evaluate_codec(codec, test[True]),
+            }
         else:
             entry = {"model": None, **evaluate_nominal(ratio, test[True])}
         results["ratios"][str(ratio)] = entry
@@ -211,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         if preprocess not in test:
             test[preprocess] = load_canvases("test", preprocess, cache, args.data_root)[: args.limit]
         codec = OCTCodec.load(path)
-        entry = {"model": file, "preprocessing": preprocess, "latent_channels": list(codec.latent_channels),
-                 **evaluate_codec(codec, test[preprocess])["ours"]}
+        entry = {
+            "model": file,
+            "preprocessing": preprocess,
+            "latent_channels": list(codec.latent_channels),
+            **evaluate_codec(codec, test[preprocess])["ours"],
+        }
         results["ablation_r40"][name] = entry
         print(name, json.dumps(entry))
     if (MODELS / "model_r40.pt").is_file():
@@ -242,8 +254,13 @@ def write_markdown(results: dict, path: Path) -> None:
             f"| {ratio} | {e['model'] or '(none)'} | {ours} | {j['measured_ratio']:.1f} | {j['ms_ssim']:.4f} | "
             f"{j['psnr']:.2f} | {k['measured_ratio']:.1f} | {k['ms_ssim']:.4f} | {k['psnr']:.2f} |"
         )
-    lines += ["", "## Ablation at ratio 40 (paper Fig. 4)", "", "| variant | model | ratio | MS-SSIM | PSNR |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Ablation at ratio 40 (paper Fig. 4)",
+        "",
+        "| variant | model | ratio | MS-SSIM | PSNR |",
+        "|---|---|---|---|---|",
+    ]
     for name, e in results["ablation_r40"].items():
         if e is None:
             lines.append(f"| {name} | (not trained) | - | - | - |")

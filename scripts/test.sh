@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 . .venv/bin/activate
+ruff check .
+ruff format --check .
 python -m pytest -q --timeout=900 "$@"

@@ -71,13 +71,27 @@ def main(argv: list[str] | None = None) -> None:
     log_path = args.out / "training.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     setup = {
-        "bundle": args.bundle, "train_slices": len(train), "val_slices": len(val), "shape": list(train.shape[1:]),
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
-        "reformer_noise": args.reformer_noise, "t_fp": args.t_fp, "seed": args.seed, "threads": args.threads,
+        "bundle": args.bundle,
+        "train_slices": len(train),
+        "val_slices": len(val),
+        "shape": list(train.shape[1:]),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "reformer_noise": args.reformer_noise,
+        "t_fp": args.t_fp,
+        "seed": args.seed,
+        "threads": args.threads,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
     }
-    fit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
-           "seed": args.seed}
+    fit = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+    }
     for kind, arch, domain in JOBS:
         torch.manual_seed(args.seed)
         if kind == "detector":

@@ -160,8 +160,13 @@ def train(args: argparse.Namespace) -> dict:
             s.step()
         if step % args.val_every == 0 or step == args.steps:
             metrics = validate(net, val_set)
-            record = {"step": step, "train_ms_ssim": float(ms), "d_loss": float(d_loss), **metrics,
-                      "minutes": (time.time() - start) / 60}
+            record = {
+                "step": step,
+                "train_ms_ssim": float(ms),
+                "d_loss": float(d_loss),
+                **metrics,
+                "minutes": (time.time() - start) / 60,
+            }
             history.append(record)
             bar.write(json.dumps(record))
             if metrics["ms_ssim"] > best["ms_ssim"]:

@@ -111,7 +111,8 @@ class TestASMA(unittest.TestCase):
 
     def test_reaches_target_and_reports_consistent_norms(self):
         result = ASMA(max_iter=300, beta=0.5, tau=0.05, target_iou=0.99)(
-            self.model, torch.as_tensor(self.x)[None, None], torch.as_tensor(self.target)[None, None])
+            self.model, torch.as_tensor(self.x)[None, None], torch.as_tensor(self.target)[None, None]
+        )
         pred = (4 * result.adversarial[0, 0].numpy() - 2 > 0).astype(int)
         self.assertGreaterEqual(binary_iou(pred == 1, self.target == 1), 0.99)
         self.assertAlmostEqual(float(result.target_iou[0]), binary_iou(pred == 1, self.target == 1), places=6)
@@ -128,7 +129,8 @@ class TestASMA(unittest.TestCase):
 
     def test_max_linf_projection(self):
         result = ASMA(max_iter=50, beta=0.5, tau=0.05, target_iou=1.0, max_linf=0.03)(
-            self.model, torch.as_tensor(self.x)[None, None], torch.as_tensor(self.target)[None, None])
+            self.model, torch.as_tensor(self.x)[None, None], torch.as_tensor(self.target)[None, None]
+        )
         self.assertLessEqual(float(result.linf[0]), 0.03 + 1e-6)
 
 
@@ -151,8 +153,9 @@ class TestDAG(unittest.TestCase):
         self.assertTrue(np.all(moved <= active))
 
     def test_active_pixels(self):
-        pred, labels, target = (torch.tensor([[[[a, b, c, d]]]]) for a, b, c, d in
-                                [(0, 1, 1, 2), (0, 1, 2, 2), (1, 1, 0, 2)])
+        pred, labels, target = (
+            torch.tensor([[[[a, b, c, d]]]]) for a, b, c, d in [(0, 1, 1, 2), (0, 1, 2, 2), (1, 1, 0, 2)]
+        )
         self.assertEqual(dag_active_pixels(pred, labels, target).flatten().tolist(), [True, False, False, False])
 
     def test_stops_when_no_correct_pixel_is_left(self):
@@ -167,12 +170,14 @@ INPUT_TYPES = [("torch", torch.as_tensor), ("numpy", np.asarray), ("metatensor",
 
 
 class TestPGD(unittest.TestCase):
-    @parameterized.expand([
-        ("linf_untargeted", "linf", False, 4 / 255, 1 / 255),
-        ("linf_targeted", "linf", True, 4 / 255, 1 / 255),
-        ("l2_untargeted", "l2", False, 0.5, 0.2),
-        ("l2_targeted", "l2", True, 0.5, 0.2),
-    ])
+    @parameterized.expand(
+        [
+            ("linf_untargeted", "linf", False, 4 / 255, 1 / 255),
+            ("linf_targeted", "linf", True, 4 / 255, 1 / 255),
+            ("l2_untargeted", "l2", False, 0.5, 0.2),
+            ("l2_targeted", "l2", True, 0.5, 0.2),
+        ]
+    )
     def test_epsilon_ball_and_box(self, _, norm, targeted, epsilon, step):
         model = small_cnn(in_channels=2, classes=3)
         torch.manual_seed(3)
@@ -227,11 +232,13 @@ class TestPGD(unittest.TestCase):
 
 
 class TestBatchingAnd3D(unittest.TestCase):
-    @parameterized.expand([
-        ("asma", lambda: ASMA(max_iter=15, beta=0.02, tau=0.002, target_iou=0.9)),
-        ("dag", lambda: DAG(max_iter=15, gamma=0.01)),
-        ("pgd", lambda: PGD(steps=4, random_start=False)),
-    ])
+    @parameterized.expand(
+        [
+            ("asma", lambda: ASMA(max_iter=15, beta=0.02, tau=0.002, target_iou=0.9)),
+            ("dag", lambda: DAG(max_iter=15, gamma=0.01)),
+            ("pgd", lambda: PGD(steps=4, random_start=False)),
+        ]
+    )
     def test_batched_equals_per_sample(self, _, make_attack):
         model = small_cnn(classes=3)
         generator = torch.Generator().manual_seed(2)
@@ -239,16 +246,18 @@ class TestBatchingAnd3D(unittest.TestCase):
         target = torch.randint(0, 3, (3, 1, 12, 12), generator=generator)
         batched = make_attack()(model, x, target)
         for i in range(3):
-            single = make_attack()(model, x[i:i + 1], target[i:i + 1])
+            single = make_attack()(model, x[i : i + 1], target[i : i + 1])
             self.assertEqual(int(single.iterations[0]), int(batched.iterations[i]))
             torch.testing.assert_close(single.adversarial[0], batched.adversarial[i], atol=1e-5, rtol=0)
             torch.testing.assert_close(single.target_iou[0], batched.target_iou[i])
 
-    @parameterized.expand([
-        ("asma", ASMA(max_iter=5, beta=0.05, tau=0.01)),
-        ("dag", DAG(max_iter=5, gamma=0.02)),
-        ("pgd_l2", PGD(epsilon=0.5, step_size=0.2, steps=3, norm="l2", targeted=True)),
-    ])
+    @parameterized.expand(
+        [
+            ("asma", ASMA(max_iter=5, beta=0.05, tau=0.01)),
+            ("dag", DAG(max_iter=5, gamma=0.02)),
+            ("pgd_l2", PGD(epsilon=0.5, step_size=0.2, steps=3, norm="l2", targeted=True)),
+        ]
+    )
     def test_3d_input(self, _, attack):
         model = small_cnn(classes=3, dims=3)
         x = torch.rand(2, 1, 6, 7, 5)
@@ -286,13 +295,15 @@ class TestBadInput(unittest.TestCase):
     def test_target_class_out_of_range(self):
         self.assert_rejected_before_iterating(ASMA(), self.x, self.y + 2, "target classes")
 
-    @parameterized.expand([
-        ("pgd_eps", lambda: PGD(epsilon=0.0)),
-        ("fgsm_eps", lambda: FGSM(epsilon=-0.1)),
-        ("pgd_norm", lambda: PGD(norm="l1")),
-        ("asma_iou", lambda: ASMA(target_iou=0.0)),
-        ("dag_gamma", lambda: DAG(gamma=0)),
-    ])
+    @parameterized.expand(
+        [
+            ("pgd_eps", lambda: PGD(epsilon=0.0)),
+            ("fgsm_eps", lambda: FGSM(epsilon=-0.1)),
+            ("pgd_norm", lambda: PGD(norm="l1")),
+            ("asma_iou", lambda: ASMA(target_iou=0.0)),
+            ("dag_gamma", lambda: DAG(gamma=0)),
+        ]
+    )
     def test_bad_parameters(self, _, make):
         with self.assertRaises(ValueError):
             make()

@@ -56,8 +56,14 @@ def _write_bundle(folder: Path) -> Path:
     postprocessing = [
         {"_target_": "Activationsd", "keys": "pred", "softmax": True},
         {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
-        {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
-         "nearest_interp": True, "to_tensor": True},
+        {
+            "_target_": "Invertd",
+            "keys": "pred",
+            "transform": "@preprocessing",
+            "orig_keys": "image",
+            "nearest_interp": True,
+            "to_tensor": True,
+        },
     ]
     inference = {
         "imports": ["$import torch"],
@@ -149,8 +155,9 @@ def test_seg_segment_descriptions_are_snomed_coded(deployed):
         prop = item.SegmentedPropertyTypeCodeSequence[0]
         modifier = prop.SegmentedPropertyTypeModifierCodeSequence[0]
         category = item.SegmentedPropertyCategoryCodeSequence[0]
-        described.append((item.SegmentNumber, prop.CodeValue, prop.CodingSchemeDesignator, modifier.CodeValue,
-                          category.CodeValue))
+        described.append(
+            (item.SegmentNumber, prop.CodeValue, prop.CodingSchemeDesignator, modifier.CodeValue, category.CodeValue)
+        )
     assert described == [(1, "5366008", "SCT", "255549009", "91723000"), (2, "5366008", "SCT", "255551008", "91723000")]
 
 
@@ -206,8 +213,14 @@ def test_corrupt_input_leaves_no_output(deployed, tmp_path):
 def test_no_matching_series_leaves_no_output(deployed, tmp_path):
     rules = {"selections": [{"name": "CT only", "conditions": {"Modality": "(?i)CT"}}]}
     with pytest.raises(ValueError, match="no DICOM series matched the selection rules"):
-        run_app(deployed["root"] / "dicom", tmp_path / "out", bundle=deployed["bundle"], defense=None,
-                detector=None, rules=rules)
+        run_app(
+            deployed["root"] / "dicom",
+            tmp_path / "out",
+            bundle=deployed["bundle"],
+            defense=None,
+            detector=None,
+            rules=rules,
+        )
     assert list((tmp_path / "out").iterdir()) == []
 
 

@@ -214,8 +214,12 @@ class TestErrors(unittest.TestCase):
             ("2d", np.zeros((4, 4)), IDENTITY, "must be 3D"),
             ("nan", np.full((2, 2, 2), np.nan), IDENTITY, "finite"),
             ("affine shape", np.zeros((2, 2, 2)), np.eye(3), "4x4"),
-            ("skewed", np.zeros((2, 2, 2)), np.array([[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]),
-             "not orthogonal"),
+            (
+                "skewed",
+                np.zeros((2, 2, 2)),
+                np.array([[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]),
+                "not orthogonal",
+            ),
             ("16 bits", np.array([-1, 40000, 0, 0, 0, 0, 0, 0]).reshape(2, 2, 2), IDENTITY, "16 bits"),
         ]
     )

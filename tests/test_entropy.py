@@ -108,7 +108,7 @@ class TestDecodeInto(unittest.TestCase):
         [
             ("categorical", _spike_and_slab(6 * 7 * 5)),
             ("laplace", _RNG.integers(-3000, 3000, 6 * 7 * 5).astype(np.int32)),
-            ("escapes", np.concatenate([np.zeros(200, np.int32), _RNG.integers(-10**5, 10**5, 10, np.int32)])),
+            ("escapes", np.concatenate([np.zeros(200, np.int32), _RNG.integers(-(10**5), 10**5, 10, np.int32)])),
             ("constant", np.full(6 * 7 * 5, -4, np.int32)),
         ]
     )

@@ -72,9 +72,7 @@ class TestThreshold(unittest.TestCase):
 
 
 class TestFFTDetector(unittest.TestCase):
-    @parameterized.expand(
-        [(d, p) for d in ("spatial", "frequency", "shifted_frequency") for p in (1.0, 2.0, math.inf)]
-    )
+    @parameterized.expand([(d, p) for d in ("spatial", "frequency", "shifted_frequency") for p in (1.0, 2.0, math.inf)])
     def test_score_formula(self, domain, p):
         detector = FFTDetector("autoencoder2", 2, domain, p=p)
         detector.model.network = Halve()

@@ -229,8 +229,9 @@ class TestSlabwiseCoding(unittest.TestCase):
         with mock.patch("medsecure_transforms.codecs.mv_compress3d._SLAB_ELEMENTS", 7):
             q = quantize_deadzone(c, 3.0)
             torch.testing.assert_close(q, expected)
-            torch.testing.assert_close(dequantize_deadzone(q, 3.0, 0.5, torch.float32),
-                                       torch.sign(q) * (q.abs() + 0.5) * 3.0)
+            torch.testing.assert_close(
+                dequantize_deadzone(q, 3.0, 0.5, torch.float32), torch.sign(q) * (q.abs() + 0.5) * 3.0
+            )
 
     def test_result_is_independent_of_slab_sizes(self):
         # float32 sums taken in other slabs round differently, so a coefficient on a bin edge may change bin: the
@@ -238,8 +239,10 @@ class TestSlabwiseCoding(unittest.TestCase):
         volume = phantom((30, 20, 9))
         blob = compress_volume(volume)
         decoded = decompress_volume(blob)[0].astype(np.int32)
-        with mock.patch("medsecure_transforms.codecs.mv_compress3d._SLAB_ELEMENTS", 50), \
-                mock.patch("medsecure_transforms.frequency.wavelet._SLAB_ELEMENTS", 50):
+        with (
+            mock.patch("medsecure_transforms.codecs.mv_compress3d._SLAB_ELEMENTS", 50),
+            mock.patch("medsecure_transforms.frequency.wavelet._SLAB_ELEMENTS", 50),
+        ):
             self.assertLessEqual(np.abs(decompress_volume(blob)[0] - decoded).max(), 1)
             other = compress_volume(volume)
         self.assertLess(abs(len(other) - len(blob)), 0.01 * len(blob))

@@ -33,11 +33,15 @@ def make_samples(count: int = 3, size: int = 16) -> list[dict]:
     samples = []
     for i in range(count):
         image = np.full((1, size, size), 0.2, dtype=np.float32)
-        image[0, 3 + i:9 + i, 4:10] = 0.8
+        image[0, 3 + i : 9 + i, 4:10] = 0.8
         label = np.zeros((1, size, size), dtype=np.int64)
-        label[0, 4 + i:10 + i, 4:10] = 1
-        samples.append({"image": MetaTensor(image, meta={"filename_or_obj": f"/data/case_{i}.png"}),
-                        "label": torch.as_tensor(label)})
+        label[0, 4 + i : 10 + i, 4:10] = 1
+        samples.append(
+            {
+                "image": MetaTensor(image, meta={"filename_or_obj": f"/data/case_{i}.png"}),
+                "label": torch.as_tensor(label),
+            }
+        )
     return samples
 
 
@@ -51,10 +55,18 @@ class TestEvaluateRobustness(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.samples = make_samples()
         cls.report = evaluate_robustness(
-            threshold_model(), cls.samples, ASMA(max_iter=40, beta=0.05, tau=0.01, target_iou=0.9),
-            Path(cls.tmp.name) / "run", defenses={"identity": lambda image: image.clone()},
-            target_fn=partial(shift_mask, offset=(0, 4)), regions={"square": [1]}, batch_size=2, progress=False,
-            track=True, run_name="unit")
+            threshold_model(),
+            cls.samples,
+            ASMA(max_iter=40, beta=0.05, tau=0.01, target_iou=0.9),
+            Path(cls.tmp.name) / "run",
+            defenses={"identity": lambda image: image.clone()},
+            target_fn=partial(shift_mask, offset=(0, 4)),
+            regions={"square": [1]},
+            batch_size=2,
+            progress=False,
+            track=True,
+            run_name="unit",
+        )
 
     @classmethod
     def tearDownClass(cls):
@@ -120,8 +132,14 @@ class TestEvaluateRobustness(unittest.TestCase):
 class TestEngineInputs(unittest.TestCase):
     def test_untargeted_attack_scores_against_label(self):
         with tempfile.TemporaryDirectory() as tmp:
-            report = evaluate_robustness(threshold_model(), make_samples(2), PGD(epsilon=0.35, step_size=0.1, steps=5),
-                                         tmp, progress=False, track=False)
+            report = evaluate_robustness(
+                threshold_model(),
+                make_samples(2),
+                PGD(epsilon=0.35, step_size=0.1, steps=5),
+                tmp,
+                progress=False,
+                track=False,
+            )
         for row in report["per_sample"]:
             self.assertEqual(row["attack/target_iou"], row["adversarial/target_iou"])
             self.assertEqual(row["adversarial/class_1/iou"], row["attack/target_iou"])
@@ -135,9 +153,14 @@ class TestEngineInputs(unittest.TestCase):
         attack = PGD(epsilon=0.35, step_size=0.1, steps=5, random_start=False)
         with tempfile.TemporaryDirectory() as tmp:
             plain = evaluate_robustness(model, make_samples(2), attack, tmp, **kwargs)["per_sample"]
-            adaptive = evaluate_robustness(model, make_samples(2), attack, tmp,
-                                           attack_model=BPDA(model, invert, approx=lambda x: 1.0 - x),
-                                           **kwargs)["per_sample"]
+            adaptive = evaluate_robustness(
+                model,
+                make_samples(2),
+                attack,
+                tmp,
+                attack_model=BPDA(model, invert, approx=lambda x: 1.0 - x),
+                **kwargs,
+            )["per_sample"]
         for p, a in zip(plain, adaptive, strict=True):
             self.assertEqual(p["benign/class_1/iou"], a["benign/class_1/iou"])
             self.assertEqual(p["attack/target_iou"], p["adversarial/target_iou"])
@@ -158,8 +181,9 @@ class TestEngineInputs(unittest.TestCase):
 
     def test_missing_label_key(self):
         with tempfile.TemporaryDirectory() as tmp, self.assertRaisesRegex(KeyError, "'label'"):
-            evaluate_robustness(threshold_model(), [{"image": torch.zeros(1, 4, 4)}], PGD(), tmp, track=False,
-                                progress=False)
+            evaluate_robustness(
+                threshold_model(), [{"image": torch.zeros(1, 4, 4)}], PGD(), tmp, track=False, progress=False
+            )
 
 
 if __name__ == "__main__":

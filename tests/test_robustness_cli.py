@@ -22,14 +22,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 class TestBuilders(unittest.TestCase):
-    @parameterized.expand([
-        ("asma", ["--attack", "asma", "--max-iter", "7", "--max-linf", "0.03"], ASMA,
-         {"max_iter": 7, "max_linf": 0.03}),
-        ("dag", ["--attack", "dag"], DAG, {"max_iter": 200}),
-        ("pgd", ["--attack", "pgd", "--norm", "l2", "--epsilon", "0.5", "--targeted"], PGD,
-         {"norm": "l2", "epsilon": 0.5, "targeted": True}),
-        ("fgsm", ["--attack", "fgsm"], FGSM, {"steps": 1, "targeted": False}),
-    ])
+    @parameterized.expand(
+        [
+            (
+                "asma",
+                ["--attack", "asma", "--max-iter", "7", "--max-linf", "0.03"],
+                ASMA,
+                {"max_iter": 7, "max_linf": 0.03},
+            ),
+            ("dag", ["--attack", "dag"], DAG, {"max_iter": 200}),
+            (
+                "pgd",
+                ["--attack", "pgd", "--norm", "l2", "--epsilon", "0.5", "--targeted"],
+                PGD,
+                {"norm": "l2", "epsilon": 0.5, "targeted": True},
+            ),
+            ("fgsm", ["--attack", "fgsm"], FGSM, {"steps": 1, "targeted": False}),
+        ]
+    )
     def test_build_attack(self, _, argv, cls, expected):
         attack = evaluate.build_attack(parse(argv))
         self.assertIsInstance(attack, cls)
@@ -51,8 +61,12 @@ class TestBuilders(unittest.TestCase):
         self.assertIsNone(evaluate.parse_regions(None))
         with self.assertRaises(SystemExit):
             evaluate.parse_regions(["disc=a"])
-        defenses = evaluate.parse_defenses(['half={"_target_": "monai.transforms.ScaleIntensityRange", "a_min": 0, '
-                                            '"a_max": 1, "b_min": 0, "b_max": 0.5}'])
+        defenses = evaluate.parse_defenses(
+            [
+                'half={"_target_": "monai.transforms.ScaleIntensityRange", "a_min": 0, '
+                '"a_max": 1, "b_min": 0, "b_max": 0.5}'
+            ]
+        )
         torch.testing.assert_close(torch.as_tensor(defenses["half"](torch.ones(1, 2, 2))), torch.full((1, 2, 2), 0.5))
         for bad in ("nojson", "x={not json}"):
             with self.assertRaises(SystemExit):
@@ -73,9 +87,31 @@ class TestEndToEnd(unittest.TestCase):
         if find_data_root() is None or not (find_data_root() / "fundus-drishti-gs1").is_dir():
             self.skipTest("Drishti-GS1 data not found under the data root")
         with tempfile.TemporaryDirectory() as tmp:
-            args = parse(["--limit", "1", "--attack", "asma", "--max-iter", "1", "--beta", "1e-3", "--tau", "1e-4",
-                          "--target", "scale", "--scale", "0.6", "--regions", "disc=1,2", "--no-mlflow",
-                          "--threads", "1", "--panel-samples", "1"])
+            args = parse(
+                [
+                    "--limit",
+                    "1",
+                    "--attack",
+                    "asma",
+                    "--max-iter",
+                    "1",
+                    "--beta",
+                    "1e-3",
+                    "--tau",
+                    "1e-4",
+                    "--target",
+                    "scale",
+                    "--scale",
+                    "0.6",
+                    "--regions",
+                    "disc=1,2",
+                    "--no-mlflow",
+                    "--threads",
+                    "1",
+                    "--panel-samples",
+                    "1",
+                ]
+            )
             args.bundle, args.output_dir = "fundus_disc_seg", Path(tmp)
             self.assertEqual(evaluate.run(args), 0)
             payload = json.loads((Path(tmp) / "robustness.json").read_text())

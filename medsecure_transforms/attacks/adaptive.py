@@ -54,8 +54,9 @@ class BPDA(torch.nn.Module):
         per_sample: call ``defense`` on each ``[C, *spatial]`` sample (True) or on the batch (False).
     """
 
-    def __init__(self, model: torch.nn.Module, defense: Callable, approx: Callable | None = None,
-                 per_sample: bool = True) -> None:
+    def __init__(
+        self, model: torch.nn.Module, defense: Callable, approx: Callable | None = None, per_sample: bool = True
+    ) -> None:
         super().__init__()
         self.model = model
         self.defense = defense
@@ -80,8 +81,14 @@ class EOT(torch.nn.Module):
         per_sample: call ``defense`` on each ``[C, *spatial]`` sample (True) or on the batch (False).
     """
 
-    def __init__(self, model: torch.nn.Module, defense: Callable, samples: int = 8, approx: Callable | None = None,
-                 per_sample: bool = True) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        defense: Callable,
+        samples: int = 8,
+        approx: Callable | None = None,
+        per_sample: bool = True,
+    ) -> None:
         super().__init__()
         if int(samples) < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")

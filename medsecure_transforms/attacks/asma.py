@@ -21,8 +21,9 @@ from .base import SegmentationAttack, foreground_iou
 __all__ = ["ASMA", "asma_objective"]
 
 
-def asma_objective(logits: torch.Tensor, target: torch.Tensor, images: torch.Tensor, originals: torch.Tensor
-                   ) -> torch.Tensor:
+def asma_objective(
+    logits: torch.Tensor, target: torch.Tensor, images: torch.Tensor, originals: torch.Tensor
+) -> torch.Tensor:
     """Per-sample ASMA objective ``[B]`` whose input gradient is the ASMA step direction.
 
     ``sum_c sum_pixels 1{target = c} 1{argmax logits != c} logits_c - ||images - originals||_2^2``.
@@ -81,8 +82,14 @@ class ASMA(SegmentationAttack):
         self.max_linf = None if max_linf is None else float(max_linf)
 
     def params(self) -> dict:
-        return {**super().params(), "max_iter": self.max_iter, "beta": self.beta, "tau": self.tau,
-                "target_iou": self.target_iou, "max_linf": self.max_linf}
+        return {
+            **super().params(),
+            "max_iter": self.max_iter,
+            "beta": self.beta,
+            "tau": self.tau,
+            "target_iou": self.target_iou,
+            "max_linf": self.max_linf,
+        }
 
     def multiplier(self, iou: torch.Tensor) -> torch.Tensor:
         """Adaptive step multiplier ``alpha_i = beta * IoU_i + tau`` (same shape as ``iou``)."""

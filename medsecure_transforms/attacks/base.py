@@ -71,7 +71,9 @@ def foreground_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2 for a foreground IoU, got {num_classes}")
     iou = compute_iou(
-        one_hot(pred.long(), num_classes), one_hot(target.long(), num_classes), include_background=False,
+        one_hot(pred.long(), num_classes),
+        one_hot(target.long(), num_classes),
+        include_background=False,
         ignore_empty=False,
     )
     return iou.float().mean(dim=1)
@@ -92,16 +94,18 @@ def validate_attack_inputs(model: torch.nn.Module, images: torch.Tensor, target:
             target classes outside ``0..K-1``.
     """
     if not isinstance(images, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise TypeError(f"images and target must be torch tensors, got {type(images).__name__}, "
-                        f"{type(target).__name__}")
+        raise TypeError(
+            f"images and target must be torch tensors, got {type(images).__name__}, {type(target).__name__}"
+        )
     if not images.is_floating_point():
         raise TypeError(f"images must be a floating point tensor, got dtype {images.dtype}")
     if images.ndim not in (4, 5):
         raise ValueError(f"images must be [B, C, H, W] or [B, C, H, W, D], got shape {tuple(images.shape)}")
     expected = (images.shape[0], 1, *images.shape[2:])
     if tuple(target.shape) != expected:
-        raise ValueError(f"target must have shape [B, 1, *spatial] = {expected} to match images, "
-                         f"got {tuple(target.shape)}")
+        raise ValueError(
+            f"target must have shape [B, 1, *spatial] = {expected} to match images, got {tuple(target.shape)}"
+        )
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or Inf values")
     if target.is_floating_point() and not torch.equal(target, target.round()):
@@ -110,13 +114,21 @@ def validate_attack_inputs(model: torch.nn.Module, images: torch.Tensor, target:
         logits = model(images)
     if not isinstance(logits, torch.Tensor):
         raise ValueError(f"model must return a logits tensor, got {type(logits).__name__}")
-    if logits.ndim != images.ndim or logits.shape[0] != images.shape[0] or logits.shape[2:] != images.shape[2:] \
-            or logits.shape[1] < 2:
-        raise ValueError(f"model must return logits [B, K>=2, *spatial] = [{images.shape[0]}, K, "
-                         f"{', '.join(map(str, images.shape[2:]))}], got {tuple(logits.shape)}")
+    if (
+        logits.ndim != images.ndim
+        or logits.shape[0] != images.shape[0]
+        or logits.shape[2:] != images.shape[2:]
+        or logits.shape[1] < 2
+    ):
+        raise ValueError(
+            f"model must return logits [B, K>=2, *spatial] = [{images.shape[0]}, K, "
+            f"{', '.join(map(str, images.shape[2:]))}], got {tuple(logits.shape)}"
+        )
     if int(target.min()) < 0 or int(target.max()) >= logits.shape[1]:
-        raise ValueError(f"target classes must lie in 0..{logits.shape[1] - 1} (model has {logits.shape[1]} classes), "
-                         f"got range {int(target.min())}..{int(target.max())}")
+        raise ValueError(
+            f"target classes must lie in 0..{logits.shape[1] - 1} (model has {logits.shape[1]} classes), "
+            f"got range {int(target.min())}..{int(target.max())}"
+        )
     return logits
 
 

@@ -32,8 +32,13 @@ class DAG(SegmentationAttack):
 
     targeted = True
 
-    def __init__(self, max_iter: int = 200, gamma: float = 0.5 / 255.0,
-                 clip: tuple[float, float] | None = (0.0, 1.0), seed: int = 0) -> None:
+    def __init__(
+        self,
+        max_iter: int = 200,
+        gamma: float = 0.5 / 255.0,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        seed: int = 0,
+    ) -> None:
         super().__init__(clip=clip, seed=seed)
         if int(max_iter) < 1:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")

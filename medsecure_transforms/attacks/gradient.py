@@ -45,9 +45,17 @@ class PGD(SegmentationAttack):
         seed: seeds the random start (and any randomness of the model).
     """
 
-    def __init__(self, epsilon: float = 8 / 255, step_size: float = 2 / 255, steps: int = 10, norm: str = "linf",
-                 targeted: bool = False, random_start: bool = True,
-                 clip: tuple[float, float] | None = (0.0, 1.0), seed: int = 0) -> None:
+    def __init__(
+        self,
+        epsilon: float = 8 / 255,
+        step_size: float = 2 / 255,
+        steps: int = 10,
+        norm: str = "linf",
+        targeted: bool = False,
+        random_start: bool = True,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        seed: int = 0,
+    ) -> None:
         super().__init__(clip=clip, seed=seed)
         if not epsilon > 0:
             raise ValueError(f"epsilon must be > 0, got {epsilon}")
@@ -65,8 +73,15 @@ class PGD(SegmentationAttack):
         self.random_start = bool(random_start)
 
     def params(self) -> dict:
-        return {**super().params(), "epsilon": self.epsilon, "step_size": self.step_size, "steps": self.steps,
-                "norm": self.norm, "targeted": self.targeted, "random_start": self.random_start}
+        return {
+            **super().params(),
+            "epsilon": self.epsilon,
+            "step_size": self.step_size,
+            "steps": self.steps,
+            "norm": self.norm,
+            "targeted": self.targeted,
+            "random_start": self.random_start,
+        }
 
     def _start(self, images: torch.Tensor) -> torch.Tensor:
         if not self.random_start:
@@ -103,7 +118,21 @@ class PGD(SegmentationAttack):
 class FGSM(PGD):
     """Single-step FGSM (Linf) or fast gradient method (L2): PGD with one step of size ``epsilon``, no random start."""
 
-    def __init__(self, epsilon: float = 8 / 255, norm: str = "linf", targeted: bool = False,
-                 clip: tuple[float, float] | None = (0.0, 1.0), seed: int = 0) -> None:
-        super().__init__(epsilon=epsilon, step_size=epsilon, steps=1, norm=norm, targeted=targeted,
-                         random_start=False, clip=clip, seed=seed)
+    def __init__(
+        self,
+        epsilon: float = 8 / 255,
+        norm: str = "linf",
+        targeted: bool = False,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            epsilon=epsilon,
+            step_size=epsilon,
+            steps=1,
+            norm=norm,
+            targeted=targeted,
+            random_start=False,
+            clip=clip,
+            seed=seed,
+        )

@@ -42,15 +42,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument(
         "--lossless", action="store_true", help="bit-exact: reversible 5/3 lifting, steps 1 (integer volumes only)"
     )
-    comp.add_argument("--keep-identifiers", action="store_true",
-                      help="DICOM input: keep patient/study identifiers in <output>.identifiers.json (default: drop)")
+    comp.add_argument(
+        "--keep-identifiers",
+        action="store_true",
+        help="DICOM input: keep patient/study identifiers in <output>.identifiers.json (default: drop)",
+    )
     comp.set_defaults(func=run_compress)
 
     dec = subparsers.add_parser("decompress", help="decode an .mvc file into NIfTI or a DICOM series")
     dec.add_argument("input", help=".mvc file")
     dec.add_argument("output", help="output NIfTI file (.nii or .nii.gz); any other name: a new DICOM series folder")
-    dec.add_argument("--drop-identifiers", action="store_true",
-                     help="DICOM output: ignore <input>.identifiers.json (new study UID, empty patient fields)")
+    dec.add_argument(
+        "--drop-identifiers",
+        action="store_true",
+        help="DICOM output: ignore <input>.identifiers.json (new study UID, empty patient fields)",
+    )
     dec.add_argument("--modality", choices=sorted(STORAGE_CLASSES), default="MR", help="DICOM output modality")
     dec.set_defaults(func=run_decompress)
 

@@ -27,13 +27,21 @@ FR_STEPS = (50.0, 20.0, 100.0)
 
 def register(subparsers) -> None:
     """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser("demo", help="main job: ASMA vs JPEG / FrequencyRefine on the fundus bundle",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "demo",
+        help="main job: ASMA vs JPEG / FrequencyRefine on the fundus bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_data_root_argument(parser)
     parser.add_argument("--limit", type=int, default=4, help="test images to attack (default 4)")
     parser.add_argument("--max-iter", type=int, default=60, help="ASMA iterations per image (default 60)")
-    parser.add_argument("--scale", type=float, default=0.6,
-                        help="target = ground-truth disc scaled by this factor about its centroid (default 0.6)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=0.6,
+        help="target = ground-truth disc scaled by this factor about its centroid (default 0.6)",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("runs/demo"), help="report folder (default runs/demo)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.set_defaults(func=run)
@@ -84,8 +92,14 @@ def run(args: argparse.Namespace) -> int:
     attack = ASMA(max_iter=args.max_iter, beta=1e-3, tau=1e-4, target_iou=0.8, max_linf=8 / 255)
     print(f"medsecure demo: ASMA on {source}")
     report = evaluate_robustness(
-        model, samples, attack, args.output_dir, defenses=defenses,
-        target_fn=partial(scale_mask, factor=args.scale), regions=REGIONS, track=not args.no_mlflow,
+        model,
+        samples,
+        attack,
+        args.output_dir,
+        defenses=defenses,
+        target_fn=partial(scale_mask, factor=args.scale),
+        regions=REGIONS,
+        track=not args.no_mlflow,
         run_name="demo",
     )
     print(Path(report["files"]["markdown"]).read_text())

@@ -26,8 +26,12 @@ TARGETS = ("shift", "scale", "erase", "other")
 
 def register(subparsers) -> None:
     """Add the ``evaluate`` subcommand."""
-    parser = subparsers.add_parser("evaluate", help="robustness of a bundle's network under attack (and defenses)",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="robustness of a bundle's network under attack (and defenses)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--bundle", required=True, help="bundle name under bundles/ or a bundle folder")
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
@@ -46,25 +50,41 @@ def register(subparsers) -> None:
     attack.add_argument("--step-size", type=float, default=2 / 255, help="PGD step size")
     attack.add_argument("--steps", type=int, default=10, help="PGD iterations")
     attack.add_argument("--norm", choices=("linf", "l2"), default="linf", help="PGD/FGSM norm")
-    attack.add_argument("--targeted", action="store_true",
-                        help="PGD/FGSM towards --target instead of away from the label")
+    attack.add_argument(
+        "--targeted", action="store_true", help="PGD/FGSM towards --target instead of away from the label"
+    )
     target = parser.add_argument_group("target mask (targeted attacks)")
     target.add_argument("--target", choices=TARGETS, default="shift")
     target.add_argument("--shift", type=int, nargs="+", default=None, help="voxels per spatial axis (shift)")
     target.add_argument("--scale", type=float, default=0.5, help="foreground scale factor (scale)")
-    target.add_argument("--erase-classes", type=int, nargs="*", default=None,
-                        help="classes to erase (erase; default all foreground)")
+    target.add_argument(
+        "--erase-classes", type=int, nargs="*", default=None, help="classes to erase (erase; default all foreground)"
+    )
     target.add_argument("--erase-fill", type=int, default=0, help="class written over erased voxels (erase)")
     defense = parser.add_argument_group("defenses")
-    defense.add_argument("--defense", action="append", default=[], metavar="NAME=CONFIG",
-                         help="defense as a MONAI config dict in JSON ('_target_' + arguments), applied per image "
-                              "[C, *spatial]; repeatable")
-    defense.add_argument("--adaptive", choices=("none", "bpda", "eot"), default="none",
-                         help="attack through the (single) defense: BPDA identity backward or EOT")
+    defense.add_argument(
+        "--defense",
+        action="append",
+        default=[],
+        metavar="NAME=CONFIG",
+        help="defense as a MONAI config dict in JSON ('_target_' + arguments), applied per image "
+        "[C, *spatial]; repeatable",
+    )
+    defense.add_argument(
+        "--adaptive",
+        choices=("none", "bpda", "eot"),
+        default="none",
+        help="attack through the (single) defense: BPDA identity backward or EOT",
+    )
     defense.add_argument("--eot-samples", type=int, default=8)
     report = parser.add_argument_group("report")
-    report.add_argument("--regions", nargs="*", default=None, metavar="NAME=C1,C2",
-                        help="regions scored as unions of classes, e.g. disc=1,2 cup=2 (default: each class)")
+    report.add_argument(
+        "--regions",
+        nargs="*",
+        default=None,
+        metavar="NAME=C1,C2",
+        help="regions scored as unions of classes, e.g. disc=1,2 cup=2 (default: each class)",
+    )
     report.add_argument("--batch-size", type=int, default=1)
     report.add_argument("--panel-samples", type=int, default=4)
     report.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
@@ -76,13 +96,25 @@ def register(subparsers) -> None:
 def build_attack(args: argparse.Namespace) -> SegmentationAttack:
     """The attack named by ``--attack`` with its arguments."""
     if args.attack == "asma":
-        return ASMA(max_iter=args.max_iter or 2500, beta=args.beta, tau=args.tau, target_iou=args.target_iou,
-                    max_linf=args.max_linf, seed=args.seed)
+        return ASMA(
+            max_iter=args.max_iter or 2500,
+            beta=args.beta,
+            tau=args.tau,
+            target_iou=args.target_iou,
+            max_linf=args.max_linf,
+            seed=args.seed,
+        )
     if args.attack == "dag":
         return DAG(max_iter=args.max_iter or 200, gamma=args.gamma, seed=args.seed)
     if args.attack == "pgd":
-        return PGD(epsilon=args.epsilon, step_size=args.step_size, steps=args.steps, norm=args.norm,
-                   targeted=args.targeted, seed=args.seed)
+        return PGD(
+            epsilon=args.epsilon,
+            step_size=args.step_size,
+            steps=args.steps,
+            norm=args.norm,
+            targeted=args.targeted,
+            seed=args.seed,
+        )
     return FGSM(epsilon=args.epsilon, norm=args.norm, targeted=args.targeted, seed=args.seed)
 
 
@@ -153,10 +185,18 @@ def run(args: argparse.Namespace) -> int:
         (defense,) = defenses.values()
         attack_model = BPDA(model, defense) if args.adaptive == "bpda" else EOT(model, defense, args.eot_samples)
     report = evaluate_robustness(
-        model, dataset, attack, args.output_dir, defenses=defenses,
-        target_fn=build_target_fn(args, dataset) if attack.targeted else None, attack_model=attack_model,
-        regions=parse_regions(args.regions), batch_size=args.batch_size, panel_samples=args.panel_samples,
-        track=not args.no_mlflow, run_name=f"{Path(str(args.bundle)).name}-{args.split}-{args.attack}",
+        model,
+        dataset,
+        attack,
+        args.output_dir,
+        defenses=defenses,
+        target_fn=build_target_fn(args, dataset) if attack.targeted else None,
+        attack_model=attack_model,
+        regions=parse_regions(args.regions),
+        batch_size=args.batch_size,
+        panel_samples=args.panel_samples,
+        track=not args.no_mlflow,
+        run_name=f"{Path(str(args.bundle)).name}-{args.split}-{args.attack}",
     )
     print(Path(report["files"]["markdown"]).read_text())
     return 0

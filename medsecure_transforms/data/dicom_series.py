@@ -328,8 +328,17 @@ def write_dicom_series(
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = STORAGE_CLASSES[modality], sop_uid
         ds.Modality = modality
-        for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate",
-                        "StudyTime", "AccessionNumber", "ReferringPhysicianName"):
+        for keyword in (
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "StudyID",
+            "StudyDate",
+            "StudyTime",
+            "AccessionNumber",
+            "ReferringPhysicianName",
+        ):
             setattr(ds, keyword, ids.get(keyword, ""))
         if "StudyDescription" in ids:
             ds.StudyDescription = ids["StudyDescription"]

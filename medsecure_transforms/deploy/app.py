@@ -181,14 +181,27 @@ def run_app(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("python -m medsecure_transforms.deploy.app", description=__doc__.splitlines()[0])
-    parser.add_argument("-i", "--input", default=os.environ.get("HOLOSCAN_INPUT_PATH", "input"),
-                        help="DICOM folder (default: $HOLOSCAN_INPUT_PATH or ./input)")
-    parser.add_argument("-o", "--output", default=os.environ.get("HOLOSCAN_OUTPUT_PATH", "output"),
-                        help="output folder (default: $HOLOSCAN_OUTPUT_PATH or ./output)")
-    parser.add_argument("-m", "--model", default=os.environ.get("HOLOSCAN_MODEL_PATH", DEFAULT_BUNDLE),
-                        help=f"bundle folder or name (default: $HOLOSCAN_MODEL_PATH or {DEFAULT_BUNDLE})")
-    parser.add_argument("--defense-table", default=None,
-                        help="FrequencyRefine DQ-table JSON (default: the table shipped with the app)")
+    parser.add_argument(
+        "-i",
+        "--input",
+        default=os.environ.get("HOLOSCAN_INPUT_PATH", "input"),
+        help="DICOM folder (default: $HOLOSCAN_INPUT_PATH or ./input)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=os.environ.get("HOLOSCAN_OUTPUT_PATH", "output"),
+        help="output folder (default: $HOLOSCAN_OUTPUT_PATH or ./output)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=os.environ.get("HOLOSCAN_MODEL_PATH", DEFAULT_BUNDLE),
+        help=f"bundle folder or name (default: $HOLOSCAN_MODEL_PATH or {DEFAULT_BUNDLE})",
+    )
+    parser.add_argument(
+        "--defense-table", default=None, help="FrequencyRefine DQ-table JSON (default: the table shipped with the app)"
+    )
     parser.add_argument("--no-defense", action="store_true", help="run the bundle without the added defense")
     parser.add_argument("--detector", default=None, help="FFTDetect state file (default: the one shipped with the app)")
     parser.add_argument("--no-detector", action="store_true", help="skip the detector report")

@@ -19,8 +19,11 @@ def aggregate(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:
     for column in columns:
         values = np.array([row[column] for row in rows if column in row], dtype=float)
         values = values[np.isfinite(values)]
-        summary[column] = {"mean": float(values.mean()) if values.size else float("nan"),
-                           "std": float(values.std()) if values.size else float("nan"), "n": int(values.size)}
+        summary[column] = {
+            "mean": float(values.mean()) if values.size else float("nan"),
+            "std": float(values.std()) if values.size else float("nan"),
+            "n": int(values.size),
+        }
     return summary
 
 
@@ -33,6 +36,7 @@ def format_mean_std(stats: Mapping[str, float] | None, scale: float = 1.0, digit
 
 def write_json(path: Path, payload: Mapping) -> Path:
     """Pretty JSON (NaN written as null)."""
+
     def clean(value):
         if isinstance(value, float) and not np.isfinite(value):
             return None
@@ -58,26 +62,44 @@ def write_csv(path: Path, rows: Sequence[Mapping]) -> Path:
     return path
 
 
-def write_markdown(path: Path, summary: Mapping[str, Mapping[str, float]], conditions: Sequence[str],
-                   regions: Sequence[str], params: Mapping) -> Path:
+def write_markdown(
+    path: Path,
+    summary: Mapping[str, Mapping[str, float]],
+    conditions: Sequence[str],
+    regions: Sequence[str],
+    params: Mapping,
+) -> Path:
     """Condition x region table of Dice/IoU (%, mean ± std) plus the attack's statistics."""
     header = ["condition", *[f"{r} {m}" for r in regions for m in ("Dice", "IoU")], "target IoU"]
-    lines = [f"# Robustness: {params['attack']['name']} on {params['samples']} samples", "",
-             "Dice / IoU in % vs the ground truth (mean ± std); target IoU: foreground IoU of the prediction with the "
-             "attack target.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# Robustness: {params['attack']['name']} on {params['samples']} samples",
+        "",
+        "Dice / IoU in % vs the ground truth (mean ± std); target IoU: foreground IoU of the prediction with the "
+        "attack target.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for cond in conditions:
         cells = [format_mean_std(summary.get(f"{cond}/{r}/{m}"), 100) for r in regions for m in ("dice", "iou")]
         cells.append(format_mean_std(summary.get(f"{cond}/target_iou"), 100))
         lines.append(f"| {cond} | " + " | ".join(cells) + " |")
-    attack_rows = [("iterations", "attack/iterations", 1, 1), ("target IoU (%)", "attack/target_iou", 100, 1),
-                   ("L2", "attack/l2", 1, 3), ("Linf (x/255)", "attack/linf", 255, 2),
-                   ("seconds per sample", "attack/seconds", 1, 2)]
+    attack_rows = [
+        ("iterations", "attack/iterations", 1, 1),
+        ("target IoU (%)", "attack/target_iou", 100, 1),
+        ("L2", "attack/l2", 1, 3),
+        ("Linf (x/255)", "attack/linf", 255, 2),
+        ("seconds per sample", "attack/seconds", 1, 2),
+    ]
     lines += ["", "| attack | value |", "|---|---|"]
-    lines += [f"| {label} | {format_mean_std(summary.get(key), scale, digits)} |"
-              for label, key, scale, digits in attack_rows]
+    lines += [
+        f"| {label} | {format_mean_std(summary.get(key), scale, digits)} |" for label, key, scale, digits in attack_rows
+    ]
     if "attack/success_rate" in summary:
-        lines.append(f"| success rate (target IoU >= {params['success_iou']}) | "
-                     f"{100 * summary['attack/success_rate']['mean']:.1f} % |")
+        lines.append(
+            f"| success rate (target IoU >= {params['success_iou']}) | "
+            f"{100 * summary['attack/success_rate']['mean']:.1f} % |"
+        )
     lines += ["", "Attack parameters: `" + json.dumps(params["attack"]) + "`", ""]
     path.write_text("\n".join(lines))
     return path

@@ -159,15 +159,19 @@ def evaluate_robustness(
             defended_benign = apply_defense(defense, images, per_sample_defense)
             defense_seconds[name] = (time.perf_counter() - start) / len(batch)
             preds[f"defended_benign.{name}"] = _predict(model, defended_benign)
-            preds[f"defended_adversarial.{name}"] = _predict(model, apply_defense(defense, result.adversarial,
-                                                                                  per_sample_defense))
+            preds[f"defended_adversarial.{name}"] = _predict(
+                model, apply_defense(defense, result.adversarial, per_sample_defense)
+            )
         scores = {cond: region_scores(pred, labels, regions) for cond, pred in preds.items()}
-        target_ious = {cond: foreground_iou(pred, target, num_classes) for cond, pred in preds.items()
-                       if "adversarial" in cond}
+        target_ious = {
+            cond: foreground_iou(pred, target, num_classes) for cond, pred in preds.items() if "adversarial" in cond
+        }
         for j, ((index, sample), attack_row) in enumerate(zip(batch, result.per_sample(), strict=True)):
-            row: dict = {"sample": _sample_id(sample["image"], index),
-                         **{f"attack/{key}": value for key, value in attack_row.items()},
-                         "attack/seconds": result.seconds / len(batch)}
+            row: dict = {
+                "sample": _sample_id(sample["image"], index),
+                **{f"attack/{key}": value for key, value in attack_row.items()},
+                "attack/seconds": result.seconds / len(batch),
+            }
             for cond, metrics in scores.items():
                 row.update({f"{cond}/{key}": float(values[j]) for key, values in metrics.items()})
             row.update({f"{cond}/target_iou": float(values[j]) for cond, values in target_ious.items()})
@@ -176,8 +180,14 @@ def evaluate_robustness(
             with partial_rows.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
             if len(panel) < panel_samples:
-                panel.append({"image": images[j], "adversarial": result.adversarial[j], "target": target[j],
-                              **{f"pred/{cond}": pred[j] for cond, pred in preds.items()}})
+                panel.append(
+                    {
+                        "image": images[j],
+                        "adversarial": result.adversarial[j],
+                        "target": target[j],
+                        **{f"pred/{cond}": pred[j] for cond, pred in preds.items()},
+                    }
+                )
         bar.update(len(batch))
     bar.close()
     if not rows:
@@ -186,30 +196,49 @@ def evaluate_robustness(
     summary = aggregate(rows)
     if attack.targeted:
         summary["attack/success_rate"] = {
-            "mean": float(np.mean([r["attack/target_iou"] >= success_iou for r in rows])), "std": 0.0, "n": len(rows)}
+            "mean": float(np.mean([r["attack/target_iou"] >= success_iou for r in rows])),
+            "std": 0.0,
+            "n": len(rows),
+        }
     conditions = list(preds)
-    params = {"attack": attack.params(), "defenses": {name: _describe(d) for name, d in defenses.items()},
-              "regions": {k: list(v) for k, v in regions.items()}, "num_classes": num_classes,
-              "target_fn": _describe(target_fn) if attack.targeted else "label (untargeted)",
-              "attack_model": "model" if attack_model is None else _describe(attack_model),
-              "success_iou": success_iou, "batch_size": batch_size, "samples": len(rows)}
+    params = {
+        "attack": attack.params(),
+        "defenses": {name: _describe(d) for name, d in defenses.items()},
+        "regions": {k: list(v) for k, v in regions.items()},
+        "num_classes": num_classes,
+        "target_fn": _describe(target_fn) if attack.targeted else "label (untargeted)",
+        "attack_model": "model" if attack_model is None else _describe(attack_model),
+        "success_iou": success_iou,
+        "batch_size": batch_size,
+        "samples": len(rows),
+    }
     files = {
-        "json": write_json(output_dir / "robustness.json",
-                           {"params": params, "aggregate": summary, "per_sample": rows}),
+        "json": write_json(
+            output_dir / "robustness.json", {"params": params, "aggregate": summary, "per_sample": rows}
+        ),
         "csv": write_csv(output_dir / "robustness_per_sample.csv", rows),
         "markdown": write_markdown(output_dir / "robustness.md", summary, conditions, list(regions), params),
-        "panel": save_panel(panel, conditions, output_dir / "robustness_panel.png",
-                            title=f"{attack.params()['name']} (rows: first {len(panel)} samples)"),
+        "panel": save_panel(
+            panel,
+            conditions,
+            output_dir / "robustness_panel.png",
+            title=f"{attack.params()['name']} (rows: first {len(panel)} samples)",
+        ),
     }
-    report = {"params": params, "aggregate": summary, "per_sample": rows,
-              "files": {k: str(v) for k, v in files.items()}}
+    report = {
+        "params": params,
+        "aggregate": summary,
+        "per_sample": rows,
+        "files": {k: str(v) for k, v in files.items()},
+    }
     if track:
         _log_to_mlflow(Path(tracking_dir or output_dir), run_name, params, summary, files.values())
     return report
 
 
-def _log_to_mlflow(tracking_dir: Path, run_name: str | None, params: dict, summary: dict,
-                   files: Iterable[Path]) -> None:
+def _log_to_mlflow(
+    tracking_dir: Path, run_name: str | None, params: dict, summary: dict, files: Iterable[Path]
+) -> None:
     import mlflow  # imported here: MLflow takes seconds to import and is only needed when tracking
 
     from .tracking import log_metrics, mlflow_run

@@ -19,8 +19,9 @@ def default_regions(num_classes: int) -> dict[str, list[int]]:
     return {f"class_{k}": [k] for k in range(1, num_classes)}
 
 
-def region_scores(pred: torch.Tensor, label: torch.Tensor, regions: Mapping[str, Sequence[int]]
-                  ) -> dict[str, torch.Tensor]:
+def region_scores(
+    pred: torch.Tensor, label: torch.Tensor, regions: Mapping[str, Sequence[int]]
+) -> dict[str, torch.Tensor]:
     """``{"<region>/dice": [B], "<region>/iou": [B]}`` for class-index maps ``pred``, ``label`` ``[B, 1, *spatial]``."""
     if pred.shape != label.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and label {tuple(label.shape)} must have the same shape")

@@ -48,8 +48,13 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
 
 
 @contextmanager
-def mlflow_run(output_dir: str | Path, experiment: str = "medsecure", run_name: str | None = None,
-               params: Mapping | None = None, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+def mlflow_run(
+    output_dir: str | Path,
+    experiment: str = "medsecure",
+    run_name: str | None = None,
+    params: Mapping | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run in the project's default store for ``output_dir``; log ``params`` and ``tags``.
 
     The previous tracking URI is restored on exit, so library users keep their own MLflow settings.

@@ -49,15 +49,32 @@ class ScalarQuantizer(nn.Module):
 
 def _down(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str | tuple, act: tuple | None) -> Convolution:
     return Convolution(
-        2, in_ch, out_ch, strides=stride, kernel_size=kernel, act=act, norm=norm if act else None,
-        padding=(kernel - stride + 1) // 2, conv_only=act is None, bias=act is None,
+        2,
+        in_ch,
+        out_ch,
+        strides=stride,
+        kernel_size=kernel,
+        act=act,
+        norm=norm if act else None,
+        padding=(kernel - stride + 1) // 2,
+        conv_only=act is None,
+        bias=act is None,
     )
 
 
 def _up(in_ch: int, out_ch: int, norm: str | tuple) -> Convolution:
     return Convolution(
-        2, in_ch, out_ch, strides=2, kernel_size=4, act="RELU", norm=norm, padding=1, output_padding=0,
-        is_transposed=True, bias=False,
+        2,
+        in_ch,
+        out_ch,
+        strides=2,
+        kernel_size=4,
+        act="RELU",
+        norm=norm,
+        padding=1,
+        output_padding=0,
+        is_transposed=True,
+        bias=False,
     )
 
 

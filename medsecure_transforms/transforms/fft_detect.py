@@ -172,7 +172,11 @@ class FFTDetect(Transform):
         if report["fft_detect_flagged"]:
             logger.warning(
                 "%s: input flagged, score %.6g > threshold %.6g (%s); policy %s",
-                name, report["fft_detect_score"], report["fft_detect_threshold"], self.detector.name, self.policy,
+                name,
+                report["fft_detect_score"],
+                report["fft_detect_threshold"],
+                self.detector.name,
+                self.policy,
             )
         out_t = batch
         if self.policy == "reform" and (self.reform == "always" or report["fft_detect_flagged"]):

@@ -28,11 +28,26 @@ from medsecure_transforms.codecs.oct_preprocessing import (
 from .keywise import KeywiseMapTransform
 
 __all__ = [
-    "OCTCodec", "OCTCodecD", "OCTCodecDict", "OCTCodecd",
-    "OCTDenoise", "OCTDenoiseD", "OCTDenoiseDict", "OCTDenoised",
-    "OCTGrayscale", "OCTGrayscaleD", "OCTGrayscaleDict", "OCTGrayscaled",
-    "OCTRetinaCrop", "OCTRetinaCropD", "OCTRetinaCropDict", "OCTRetinaCropd",
-    "OCTRetinaPlace", "OCTRetinaPlaceD", "OCTRetinaPlaceDict", "OCTRetinaPlaced",
+    "OCTCodec",
+    "OCTCodecD",
+    "OCTCodecDict",
+    "OCTCodecd",
+    "OCTDenoise",
+    "OCTDenoiseD",
+    "OCTDenoiseDict",
+    "OCTDenoised",
+    "OCTGrayscale",
+    "OCTGrayscaleD",
+    "OCTGrayscaleDict",
+    "OCTGrayscaled",
+    "OCTRetinaCrop",
+    "OCTRetinaCropD",
+    "OCTRetinaCropDict",
+    "OCTRetinaCropd",
+    "OCTRetinaPlace",
+    "OCTRetinaPlaceD",
+    "OCTRetinaPlaceDict",
+    "OCTRetinaPlaced",
 ]
 
 ROI_KEY = "oct_roi"
@@ -178,8 +193,12 @@ def _crop_with(image: np.ndarray, placement: dict, mask_outside: bool) -> np.nda
     """Crop ``image`` exactly as the image that produced ``placement``."""
     depth_axis = placement["depth_axis"]
     canvas, _ = crop_to_canvas(
-        image, RetinaBand.from_placement(placement), placement["canvas_shape"][depth_axis],
-        placement["lateral_multiple"], depth_axis, mask_outside,
+        image,
+        RetinaBand.from_placement(placement),
+        placement["canvas_shape"][depth_axis],
+        placement["lateral_multiple"],
+        depth_axis,
+        mask_outside,
     )
     return canvas
 
@@ -239,8 +258,9 @@ class OCTGrayscaled(KeywiseMapTransform):
 
     backend = OCTGrayscale.backend
 
-    def __init__(self, keys: KeysCollection, mode: str = "equal", atol: float = 2.0 / 255.0,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, mode: str = "equal", atol: float = 2.0 / 255.0, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform = OCTGrayscale(mode, atol)
 
@@ -250,8 +270,14 @@ class OCTDenoised(KeywiseMapTransform):
 
     backend = OCTDenoise.backend
 
-    def __init__(self, keys: KeysCollection, h_factor: float = 4.0, patch_size: int = 5, patch_distance: int = 6,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        h_factor: float = 4.0,
+        patch_size: int = 5,
+        patch_distance: int = 6,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform = OCTDenoise(h_factor, patch_size, patch_distance)
 
@@ -261,9 +287,18 @@ class OCTRetinaCropd(MapTransform):
 
     backend = OCTRetinaCrop.backend
 
-    def __init__(self, keys: KeysCollection, source_key: str = "image", depth_size: int = 256,
-                 lateral_multiple: int = 256, depth_axis: int = 1, below_bm: int = 24, margin: int = 8,
-                 mask_outside: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        source_key: str = "image",
+        depth_size: int = 256,
+        lateral_multiple: int = 256,
+        depth_axis: int = 1,
+        below_bm: int = 24,
+        margin: int = 8,
+        mask_outside: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.source_key = source_key
         self.crop = OCTRetinaCrop(depth_size, lateral_multiple, depth_axis, below_bm, margin, mask_outside)
@@ -287,8 +322,9 @@ class OCTRetinaPlaced(MapTransform):
 
     backend = OCTRetinaPlace.backend
 
-    def __init__(self, keys: KeysCollection, placement_key: str = f"image_{ROI_KEY}",
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, placement_key: str = f"image_{ROI_KEY}", allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.placement_key = placement_key
         self.place = OCTRetinaPlace()
@@ -308,8 +344,14 @@ class OCTCodecd(KeywiseMapTransform):
 
     backend = OCTCodec.backend
 
-    def __init__(self, keys: KeysCollection, codec: OCTCodecMethod | str, device: str = "cpu",
-                 ratio_key: str | None = None, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        codec: OCTCodecMethod | str,
+        device: str = "cpu",
+        ratio_key: str | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform = OCTCodec(codec, device)
         self.ratio_key = ratio_key
