@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 from monai.bundle import ConfigParser
+from monai.utils import convert_to_tensor
+from tqdm import tqdm
 
 from .data import load_datalist, resolve_data_root
 
@@ -113,6 +115,39 @@ def bundle_preprocessing(
     parser = bundle_config(name_or_path, "evaluate.json", data_root=data_root)
     datalist = load_datalist(parser["dataset_name"], split, resolve_data_root(data_root), limit=limit)
     return datalist, parser.get_parsed_content("preprocessing", instantiate=True)
+
+
+def load_split_tensors(
+    name_or_path: str | os.PathLike,
+    split: str,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    slices: bool = False,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bundle's preprocessed split as ``(images float32, labels int64)``, cases in datalist order.
+
+    Images ``[N, C, *spatial]`` in ``[0, 1]``, labels ``[N, 1, *spatial]`` (the preprocessing of
+    ``configs/evaluate.json``, see :func:`bundle_preprocessing`); every case must have the same shape. With ``slices``,
+    3D cases ``[C, H, W, D]`` are cut into their ``D`` slices ``[C, H, W]`` (2D cases pass unchanged), so ``N`` counts
+    slices. ``limit`` keeps the first ``limit`` cases (volumes, not slices).
+    """
+    datalist, preprocessing = bundle_preprocessing(name_or_path, split, data_root=data_root, limit=limit)
+    images: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for item in tqdm(datalist, desc=f"{Path(name_or_path).name}/{split}", leave=False, disable=not progress):
+        sample = preprocessing(item)
+        image = convert_to_tensor(sample["image"], dtype=torch.float32, track_meta=False)
+        label = convert_to_tensor(sample["label"], dtype=torch.int64, track_meta=False)
+        if slices and image.ndim == 4:  # [C, H, W, D] -> D slices [C, H, W]
+            images.extend(image.permute(3, 0, 1, 2).unbind(0))
+            labels.extend(label.permute(3, 0, 1, 2).unbind(0))
+        else:
+            images.append(image)
+            labels.append(label)
+    if not images:
+        raise ValueError(f"bundle {Path(name_or_path).name!r}: split {split!r} has no cases")
+    return torch.stack(images).contiguous(), torch.stack(labels).contiguous()
 
 
 def save_engine_metrics(engine, path: str | os.PathLike, class_names: Sequence[str] | None = None) -> dict:

@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-from fft_detect_common import bundle_slices
 
-from medsecure_transforms.bundle import load_bundle_network
+from medsecure_transforms.bundle import load_bundle_network, load_split_tensors
 from medsecure_transforms.defenses import FFTDetector, Reformer
 
 
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     network = load_bundle_network(args.bundle)
-    images = bundle_slices(args.bundle, "test", None, args.data_root)[0][: args.batch]
+    images = load_split_tensors(args.bundle, "test", args.data_root, slices=True, progress=True)[0][: args.batch]
     candidates = {
         **{p.stem: FFTDetector.load(p).scores for p in sorted(args.guard_dir.glob("detector_*.pt"))},
         **{p.stem: Reformer.load(p) for p in sorted(args.guard_dir.glob("reformer_*.pt"))},

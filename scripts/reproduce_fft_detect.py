@@ -31,14 +31,13 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fft_detect_common import bundle_slices
 from monai.metrics import compute_dice, compute_roc_auc
 from monai.networks.utils import one_hot
 from tqdm import tqdm
 
 from medsecure_transforms.attacks import ASMA, DAG, PGD
 from medsecure_transforms.attacks.targets import erase_classes, shift_mask
-from medsecure_transforms.bundle import bundle_dir, load_bundle_network
+from medsecure_transforms.bundle import bundle_dir, load_bundle_network, load_split_tensors
 from medsecure_transforms.defenses import FFTDetector, Reformer
 
 matplotlib.use("Agg")
@@ -168,7 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     weights = bundle_dir(args.bundle) / "models" / "model.pt"
     weights_sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
     cache_dir = args.cache / Path(args.bundle).name
-    all_images, all_labels = bundle_slices(args.bundle, "test", args.test_cases, args.data_root)
+    all_images, all_labels = load_split_tensors(
+        args.bundle, "test", args.data_root, args.test_cases, slices=True, progress=True
+    )
     images, labels = pick_slices(all_images, all_labels, args.slices)
     with torch.no_grad():
         num_classes = network(images[:1]).shape[1]

@@ -22,8 +22,8 @@ import torch
 
 from medsecure_transforms.attacks import BPDA, PGD
 from medsecure_transforms.attacks.targets import OtherSampleMask
-from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network
-from medsecure_transforms.cli.calibrate_fr import add_attack_arguments, build_asma, load_split, weights_digest
+from medsecure_transforms.bundle import bundle_preprocessing, load_bundle_network, load_split_tensors
+from medsecure_transforms.cli.calibrate_fr import add_attack_arguments, build_asma, weights_digest
 from medsecure_transforms.defenses import (
     BlockDCTQuantizer,
     QuantTable,
@@ -116,9 +116,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     model = load_bundle_network(args.bundle)
-    train_images, train_labels = load_split(args.bundle, "training", args.data_root)
+    train_images, train_labels = load_split_tensors(args.bundle, "training", args.data_root)
     defenses = build_defenses(args, train_images)
-    images, labels = load_split(args.bundle, args.split, args.data_root, args.limit)
+    images, labels = load_split_tensors(args.bundle, args.split, args.data_root, args.limit)
     targets = OtherSampleMask(list(labels), seed=args.seed)(labels)
     attack = build_asma(args)
     adversarial, attack_seconds = cached_adversarial(args, model, images, targets, attack)

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import torch
-from fft_detect_common import bundle_slices
 
+from medsecure_transforms.bundle import load_split_tensors
 from medsecure_transforms.defenses import FFTDetector, Reformer
 
 # CPU-sized widths (the paper does not state its widths); recorded in every artefact's metadata.
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    train, _ = bundle_slices(args.bundle, "training", args.limit, args.data_root)
-    val, _ = bundle_slices(args.bundle, "validation", None, args.data_root)
+    train, _ = load_split_tensors(args.bundle, "training", args.data_root, args.limit, slices=True, progress=True)
+    val, _ = load_split_tensors(args.bundle, "validation", args.data_root, slices=True, progress=True)
     channels = train.shape[1]
     log_path = args.out / "training.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}

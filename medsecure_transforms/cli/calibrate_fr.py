@@ -19,7 +19,7 @@ import torch
 
 from ..attacks import ASMA
 from ..attacks.targets import OtherSampleMask
-from ..bundle import bundle_dir, bundle_preprocessing, load_bundle_network
+from ..bundle import bundle_dir, load_bundle_network, load_split_tensors
 from ..defenses import coding_space_band_std
 from ..evaluation.fr_study import JPEG_CURVE, PAPER_GRID, craft_adversarial, grid_search, save_pareto_plot
 from .main import add_data_root_argument
@@ -50,15 +50,6 @@ def build_asma(args: argparse.Namespace) -> ASMA:
     )
 
 
-def load_split(bundle: str, split: str, data_root, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Preprocessed ``images [N, C, H, W]`` and ``labels [N, 1, H, W]`` of a bundle's split."""
-    datalist, transform = bundle_preprocessing(bundle, split, data_root=data_root, limit=limit)
-    samples = [transform(item) for item in datalist]
-    images = torch.stack([torch.as_tensor(s["image"]).as_subclass(torch.Tensor) for s in samples]).float()
-    labels = torch.stack([torch.as_tensor(s["label"]).as_subclass(torch.Tensor) for s in samples]).long()
-    return images, labels
-
-
 def weights_digest(bundle: str) -> str:
     return hashlib.sha256((bundle_dir(bundle) / "models" / "model.pt").read_bytes()).hexdigest()[:16]
 
@@ -66,9 +57,9 @@ def weights_digest(bundle: str) -> str:
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     model = load_bundle_network(args.bundle)
-    std_images, _ = load_split(args.bundle, args.std_split, args.data_root)
+    std_images, _ = load_split_tensors(args.bundle, args.std_split, args.data_root)
     std = coding_space_band_std(std_images, args.color)
-    images, labels = load_split(args.bundle, args.split, args.data_root, args.limit)
+    images, labels = load_split_tensors(args.bundle, args.split, args.data_root, args.limit)
     targets = OtherSampleMask(list(labels), seed=args.seed)(labels)
     attack = build_asma(args)
     adversarial = craft_adversarial(model, images, targets, attack, args.batch_size, desc=f"ASMA on {args.split}")
