@@ -34,13 +34,12 @@ from medsecure_transforms.defenses import (
 )
 from medsecure_transforms.evaluation.fr_study import (
     craft_adversarial,
-    predict,
-    region_iou,
     score_defense,
     screening,
     vertical_cdr,
     youden_threshold,
 )
+from medsecure_transforms.evaluation.metrics import predict_classes, region_iou
 
 
 def build_defenses(args, train_images: torch.Tensor) -> dict[str, BlockDCTQuantizer | None]:
@@ -122,7 +121,7 @@ def main() -> None:
     targets = OtherSampleMask(list(labels), seed=args.seed)(labels)
     attack = build_asma(args)
     adversarial, attack_seconds = cached_adversarial(args, model, images, targets, attack)
-    target_iou = region_iou(predict(model, adversarial), targets, args.classes)
+    target_iou = region_iou(predict_classes(model, adversarial), targets, args.classes)
 
     scores = {name: score_defense(model, d, images, adversarial, labels, args.classes) for name, d in defenses.items()}
     report: dict = {
@@ -148,7 +147,7 @@ def main() -> None:
         positive = np.array([item["diagnosis"] == "glaucomatous" for item in datalist])
         train_positive = np.array([item["diagnosis"] == "glaucomatous" for item in train_list])
         # PIL-read 2D data is [C, W, H]: transpose so rows are the vertical axis
-        train_cdr = vertical_cdr(predict(model, train_images).transpose(-1, -2))
+        train_cdr = vertical_cdr(predict_classes(model, train_images).transpose(-1, -2))
         threshold = youden_threshold(train_cdr, train_positive)
         table3 = {"threshold_from_training": threshold, "training": screening(train_cdr, train_positive, threshold)}
         for name, s in scores.items():

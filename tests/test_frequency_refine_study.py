@@ -14,12 +14,12 @@ from parameterized import parameterized
 from medsecure_transforms.defenses import BlockDCTQuantizer
 from medsecure_transforms.evaluation.fr_study import (
     grid_search,
-    predict,
     save_pareto_plot,
     screening,
     vertical_cdr,
     youden_threshold,
 )
+from medsecure_transforms.evaluation.metrics import predict_classes
 from medsecure_transforms.transforms import FrequencyRefined
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ class TestGridSearch(unittest.TestCase):
     def test_predict_applies_defense(self):
         x = torch.full((2, 3, 8, 8), 0.52)
         flatten = BlockDCTQuantizer(np.full((8, 8), 1e6))  # everything -> mid grey 128/255 > 0.5
-        self.assertTrue(bool((predict(Threshold(), x, flatten) == 1).all()))
+        self.assertTrue(bool((predict_classes(Threshold(), x, flatten) == 1).all()))
 
 
 class TestBundleOverlays(unittest.TestCase):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..attacks import SegmentationAttack
 from ..defenses import BlockDCTQuantizer, QuantTable, defensive_table, jpeg_quantizer
-from .segmentation_metrics import region_scores
+from .metrics import predict_classes, region_iou
 
 PAPER_GRID = {"qs1": (20, 30, 40, 50), "qs2": (5, 10, 15, 20), "qs3": (50, 60, 80, 100)}
 JPEG_CURVE = (95, 90, 85, 75, 60, 50, 40, 30, 20)
@@ -41,21 +41,6 @@ def craft_adversarial(
     return torch.cat(out)
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, defense: Defense = None, batch_size: int = 8) -> torch.Tensor:
-    """Class-index predictions ``[N, 1, H, W]`` of ``model`` on ``defense(images)``."""
-    preds = []
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        preds.append(model(x if defense is None else defense(x)).argmax(1, keepdim=True))
-    return torch.cat(preds)
-
-
-def region_iou(pred: torch.Tensor, label: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
-    """Per-sample IoU ``[N]`` of the structure made of ``classes`` (e.g. optic disc = classes 1 and 2)."""
-    return region_scores(pred, label, {"r": list(classes)})["r/iou"].numpy()
-
-
 def score_defense(
     model: torch.nn.Module,
     defense: Defense,
@@ -65,7 +50,7 @@ def score_defense(
     classes: Sequence[int],
 ) -> dict[str, np.ndarray]:
     """Per-sample benign and adversarial IoU under ``defense``, plus the predictions."""
-    benign, adv = predict(model, images, defense), predict(model, adversarial, defense)
+    benign, adv = predict_classes(model, images, defense), predict_classes(model, adversarial, defense)
     return {
         "benign_iou": region_iou(benign, labels, classes),
         "adversarial_iou": region_iou(adv, labels, classes),

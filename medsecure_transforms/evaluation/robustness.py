@@ -21,9 +21,9 @@ import torch
 from tqdm import tqdm
 
 from ..attacks import AttackResult, SegmentationAttack, apply_defense, foreground_iou
+from .metrics import default_regions, region_scores
 from .panels import save_panel
 from .reporting import aggregate, write_csv, write_json, write_markdown
-from .segmentation_metrics import default_regions, region_scores
 
 __all__ = ["evaluate_robustness"]
 
