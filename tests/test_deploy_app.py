@@ -210,6 +210,16 @@ def test_corrupt_input_leaves_no_output(deployed, tmp_path):
     assert not (tmp_path / "out2").exists()
 
 
+def test_several_series_without_rules_are_refused(deployed, tmp_path):
+    both = tmp_path / "both"
+    nifti_to_dicom_series(deployed["nifti"], both / "a", uid_seed="phantom")
+    nifti_to_dicom_series(deployed["nifti"], both / "b", uid_seed="another")  # a second series of the same study
+    uids = sorted({pydicom.dcmread(f).SeriesInstanceUID for f in both.rglob("*.dcm")})
+    with pytest.raises(DicomSeriesError, match=f"holds 2 series .*{uids[0]}.*pass --rules"):
+        run_app(both, tmp_path / "out", bundle=deployed["bundle"], defense=None, detector=None)
+    assert not (tmp_path / "out").exists()
+
+
 def test_no_matching_series_leaves_no_output(deployed, tmp_path):
     rules = {"selections": [{"name": "CT only", "conditions": {"Modality": "(?i)CT"}}]}
     with pytest.raises(ValueError, match="no DICOM series matched the selection rules"):

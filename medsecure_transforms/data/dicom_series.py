@@ -13,6 +13,8 @@ data and raises :class:`DicomSeriesError` (a ``ValueError``) naming the file and
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +48,34 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 GEOMETRY_ATOL = 1e-4  # direction-cosine tolerance (unitless)
 SPACING_RTOL = 1e-2  # allowed relative deviation of slice gaps from their mean
 UNCOMPRESSED = {pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian}
+MAX_SLICE_PIXELS = 8192 * 8192
+"""Largest Rows x Columns accepted per slice (about 128 MiB of float64 per slice once decoded)."""
 
 
 class DicomSeriesError(ValueError):
     """A DICOM series that cannot be read or written as one volume (the message names file and problem)."""
+
+
+@dataclass(frozen=True)
+class LossyCompression:
+    """What a lossy codec did to the pixels of a series (DICOM PS3.3 C.7.6.1.1.5, General Image module).
+
+    Attributes:
+        ratio: compression ratio (uncompressed bytes / compressed bytes), written as LossyImageCompressionRatio.
+        method: LossyImageCompressionMethod; a defined term (``"ISO_15444_1"`` for JPEG 2000) or, for a codec
+            without one, the codec's name (e.g. ``"MEDSECURE_MVC"``).
+    """
+
+    ratio: float
+    method: str
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.ratio) and self.ratio > 0):
+            raise DicomSeriesError(f"lossy compression ratio must be a positive finite number, got {self.ratio}")
+        if not self.method or len(self.method) > 16 or not self.method.replace("_", "").isalnum():
+            raise DicomSeriesError(
+                f"lossy compression method must be a DICOM CS value (<= 16 chars), got {self.method!r}"
+            )
 
 
 @dataclass
@@ -116,6 +142,16 @@ def _check_pixels(ds: pydicom.Dataset, path: Path) -> None:
         raise DicomSeriesError(f"{path}: multi-frame instances are not supported ({ds.NumberOfFrames} frames)")
     if int(ds.BitsAllocated) not in (8, 16, 32):
         raise DicomSeriesError(f"{path}: unsupported BitsAllocated {ds.BitsAllocated}")
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if rows < 1 or cols < 1 or rows * cols > MAX_SLICE_PIXELS:
+        raise DicomSeriesError(f"{path}: {rows} x {cols} pixels per slice is outside 1 .. {MAX_SLICE_PIXELS} pixels")
+    if "RescaleSlope" in ds and ds.RescaleSlope not in (None, ""):
+        slope = float(ds.RescaleSlope)
+        if not np.isfinite(slope) or slope == 0:
+            raise DicomSeriesError(f"{path}: RescaleSlope {ds.RescaleSlope} must be finite and non-zero")
+    if "RescaleIntercept" in ds and ds.RescaleIntercept not in (None, ""):
+        if not np.isfinite(float(ds.RescaleIntercept)):
+            raise DicomSeriesError(f"{path}: RescaleIntercept {ds.RescaleIntercept} must be finite")
     if ds.file_meta.TransferSyntaxUID in UNCOMPRESSED:
         expected = int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 8
         actual = len(ds.PixelData)
@@ -161,16 +197,48 @@ def _slice_geometry(items: list[tuple[Path, pydicom.Dataset]]):
         if not np.allclose(np.asarray(ds.PixelSpacing, dtype=np.float64), spacing, rtol=SPACING_RTOL):
             raise DicomSeriesError(f"{path}: mixed series: PixelSpacing differs from the first slice")
     normal = np.cross(row_cos, col_cos)
-    positions = np.asarray([np.asarray(ds.ImagePositionPatient, dtype=np.float64) for _, ds in items])
-    order = np.argsort(positions @ normal, kind="stable")
-    distances = (positions @ normal)[order]
+    positions = []
+    for path, ds in items:
+        position = np.asarray(ds.ImagePositionPatient, dtype=np.float64)
+        if position.shape != (3,) or not np.isfinite(position).all():
+            raise DicomSeriesError(
+                f"{path}: ImagePositionPatient {list(ds.ImagePositionPatient)} is not 3 finite numbers"
+            )
+        positions.append(position)
+    order = np.argsort(np.asarray(positions) @ normal, kind="stable")
+    distances = (np.asarray(positions) @ normal)[order]
     if len(items) > 1:
         gaps = np.diff(distances)
         if (gaps <= GEOMETRY_ATOL).any():
             raise DicomSeriesError("mixed series: two or more slices share the same position along the slice normal")
         if np.abs(gaps - gaps.mean()).max() > SPACING_RTOL * gaps.mean():
-            raise DicomSeriesError(f"non-uniform slice spacing: gaps from {gaps.min():.4g} to {gaps.max():.4g} mm")
-    return row_cos, col_cos, normal, spacing, [items[i] for i in order], distances
+            raise DicomSeriesError(
+                f"non-uniform slice spacing (a missing slice doubles a gap): gaps from {gaps.min():.4g} to "
+                f"{gaps.max():.4g} mm"
+            )
+    items = [items[i] for i in order]
+    _check_complete(items)
+    return row_cos, col_cos, normal, spacing, items, distances
+
+
+def _check_complete(items: list[tuple[Path, pydicom.Dataset]]) -> None:
+    """Refuse a series with missing instances: the InstanceNumbers (when every slice has one) must form a range
+    without gaps, and ImagesInAcquisition (when the slices carry it) must equal the slice count."""
+    numbers = [ds.get("InstanceNumber") for _, ds in items]
+    if all(n not in (None, "") for n in numbers):
+        present = sorted({int(n) for n in numbers})
+        missing = sorted(set(range(present[0], present[-1] + 1)) - set(present))
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise DicomSeriesError(
+                f"{items[0][0].parent}: incomplete series: InstanceNumber {present[0]}..{present[-1]} lacks {shown}"
+            )
+    declared = {int(ds.ImagesInAcquisition) for _, ds in items if ds.get("ImagesInAcquisition") not in (None, "")}
+    if len(declared) > 1 or (declared and declared != {len(items)}):
+        raise DicomSeriesError(
+            f"{items[0][0].parent}: incomplete series: {len(items)} slices found, ImagesInAcquisition says "
+            f"{sorted(declared)}"
+        )
 
 
 def validate_dicom_input(directory: str | Path) -> dict[str, int]:
@@ -273,6 +341,7 @@ def write_dicom_series(
     series_description: str = "",
     series_number: int = 1,
     uid_seed: str | None = None,
+    lossy: LossyCompression | None = None,
 ) -> list[Path]:
     """Write ``volume`` ``[X, Y, Z]`` with RAS ``affine`` as a new single-frame series; returns the files in order.
 
@@ -281,12 +350,18 @@ def write_dicom_series(
             integers with Rescale Slope/Intercept (error at most half a slope).
         affine: 4x4 voxel -> RAS mm; its first two columns must be orthogonal (DICOM rows and columns).
         directory: output folder, absent or empty (a series never mixes with other files); files are named
-            ``slice_0000.dcm`` ...
+            ``slice_0000.dcm`` ... The series is written into a temporary sibling folder and renamed into place,
+            so an interrupted write leaves no partial series under ``directory``.
         identifiers: :data:`IDENTIFIER_KEYWORDS` values to carry over; ``None`` writes an unlinked series (new
             Study Instance UID and Frame of Reference UID, empty patient attributes).
         modality: ``"MR"`` or ``"CT"`` (selects the storage SOP class).
         series_description, series_number: written as given.
         uid_seed: makes every generated UID (and so the bytes) a function of the seed; ``None`` draws fresh UIDs.
+        lossy: set when the pixels went through a lossy codec: every slice then carries LossyImageCompression "01"
+            with the codec's ratio and method (DICOM PS3.3 C.7.6.1.1.5).
+
+    Every slice records the slice count (ImagesInAcquisition) and its InstanceNumber, so a reader can tell a
+    complete series from a truncated one.
     """
     volume = np.asarray(volume)
     affine = np.asarray(affine, dtype=np.float64)
@@ -316,50 +391,74 @@ def write_dicom_series(
     out = Path(directory)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DicomSeriesError(f"output {out} must be an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k in range(volume.shape[2]):
-        sop_uid = _uid(uid_seed, "instance", k)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = STORAGE_CLASSES[modality]
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = STORAGE_CLASSES[modality], sop_uid
-        ds.Modality = modality
-        for keyword in (
-            "PatientName",
-            "PatientID",
-            "PatientBirthDate",
-            "PatientSex",
-            "StudyID",
-            "StudyDate",
-            "StudyTime",
-            "AccessionNumber",
-            "ReferringPhysicianName",
-        ):
-            setattr(ds, keyword, ids.get(keyword, ""))
-        if "StudyDescription" in ids:
-            ds.StudyDescription = ids["StudyDescription"]
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-        ds.SeriesNumber, ds.InstanceNumber = int(series_number), k + 1
-        ds.SeriesDescription = series_description
-        ds.ImageType = ["DERIVED", "SECONDARY"]
-        ds.PositionReferenceIndicator = ""
-        ds.ImageOrientationPatient = [float(v) for v in np.concatenate([row_cos, col_cos])]
-        ds.ImagePositionPatient = [float(v) for v in (lps @ np.array([0.0, 0.0, k, 1.0]))[:3]]
-        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-        ds.SliceThickness = ds.SpacingBetweenSlices = float(spacing[2])
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, int(signed)
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", f"{intercept:.10g}", "US"
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
-        path = out / f"slice_{k:04d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        for k in range(volume.shape[2]):
+            ds = _slice_dataset(volume.shape, k, lps, spacing, row_cos, col_cos, modality, uid_seed)
+            for keyword in (
+                "PatientName",
+                "PatientID",
+                "PatientBirthDate",
+                "PatientSex",
+                "StudyID",
+                "StudyDate",
+                "StudyTime",
+                "AccessionNumber",
+                "ReferringPhysicianName",
+            ):
+                setattr(ds, keyword, ids.get(keyword, ""))
+            if "StudyDescription" in ids:
+                ds.StudyDescription = ids["StudyDescription"]
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+            ds.SeriesNumber, ds.SeriesDescription = int(series_number), series_description
+            if lossy is not None:
+                ds.LossyImageCompression = "01"
+                ds.LossyImageCompressionRatio = [f"{lossy.ratio:.6g}"]
+                ds.LossyImageCompressionMethod = [lossy.method]
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, int(signed)
+            ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", f"{intercept:.10g}", "US"
+            ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+            ds.save_as(staging / f"slice_{k:04d}.dcm", enforce_file_format=True)
+        if out.exists():
+            out.rmdir()  # empty (checked above); the rename below needs the name free
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [out / f"slice_{k:04d}.dcm" for k in range(volume.shape[2])]
+
+
+def _slice_dataset(
+    shape: tuple[int, int, int],
+    k: int,
+    lps: np.ndarray,
+    spacing: np.ndarray,
+    row_cos: np.ndarray,
+    col_cos: np.ndarray,
+    modality: str,
+    uid_seed: str | None,
+) -> pydicom.Dataset:
+    """Header of slice ``k`` of a ``shape`` ``[X, Y, Z]`` series: SOP identity, instance count and geometry."""
+    sop_uid = _uid(uid_seed, "instance", k)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = STORAGE_CLASSES[modality]
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = STORAGE_CLASSES[modality], sop_uid
+    ds.Modality = modality
+    ds.InstanceNumber, ds.ImagesInAcquisition = k + 1, shape[2]
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.PositionReferenceIndicator = ""
+    ds.ImageOrientationPatient = [float(v) for v in np.concatenate([row_cos, col_cos])]
+    ds.ImagePositionPatient = [float(v) for v in (lps @ np.array([0.0, 0.0, k, 1.0]))[:3]]
+    ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+    ds.SliceThickness = ds.SpacingBetweenSlices = float(spacing[2])
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = shape[1], shape[0]
+    return ds
 
 
 def identifiers_sidecar(compressed: str | Path) -> Path:

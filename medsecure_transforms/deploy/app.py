@@ -36,7 +36,7 @@ from monai.deploy.operators import (
 from monai.deploy.operators.monai_bundle_inference_operator import BundleConfigNames, IOMapping
 
 from ..bundle import bundle_dir
-from ..data.dicom_series import validate_dicom_input
+from ..data.dicom_series import DicomSeriesError, validate_dicom_input
 from ..transforms import FFTDetect
 from .components import default_defense, default_detector
 from .operators import DefendedBundleInferenceOperator, DetectorReportOperator, RequiredSeriesSelectorOperator
@@ -137,22 +137,29 @@ def run_app(
     bundle: str | Path = DEFAULT_BUNDLE,
     defense: Callable[[Mapping], Mapping] | None = None,
     detector: FFTDetect | None = None,
-    rules: Mapping = DEFAULT_RULES,
+    rules: Mapping | None = None,
 ) -> dict[str, Any]:
     """Validate the input, run :class:`DefendedSegmentationApp`, move its outputs into ``output_folder``.
+
+    Without ``rules`` the input must hold exactly one series (segmented with :data:`DEFAULT_RULES`); a folder with
+    several series then needs rules that pick one.
 
     Returns:
         ``{"outputs": [file names], "timings": {...seconds}}`` with ``total_s`` the end-to-end wall time
         (validation, graph run and moving the outputs) and the per-operator times.
 
     Raises:
-        DicomSeriesError: the input is not a readable set of DICOM series (nothing is written).
+        DicomSeriesError: the input is not a readable set of DICOM series, or holds several series and no
+            ``rules`` (nothing is written).
         RuntimeError: the graph ran but wrote no SEG (e.g. no series matched the rules; nothing is written).
     """
     start = time.perf_counter()
     timings: dict[str, float] = {}
     input_folder, output_folder = Path(input_folder), Path(output_folder)
-    validate_dicom_input(input_folder)
+    series = validate_dicom_input(input_folder)
+    if rules is None and len(series) > 1:
+        listed = ", ".join(f"{uid} ({count} slices)" for uid, count in series.items())
+        raise DicomSeriesError(f"{input_folder} holds {len(series)} series ({listed}); pass --rules to pick one")
     timings["validation_s"] = time.perf_counter() - start
     output_folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_folder))
@@ -164,7 +171,7 @@ def run_app(
             bundle_path=bundle_dir(bundle),
             defense=defense,
             detector=detector,
-            rules=rules,
+            rules=DEFAULT_RULES if rules is None else rules,
             timings=timings,
         ).run()
         timings["graph_s"] = time.perf_counter() - graph_start
@@ -205,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-defense", action="store_true", help="run the bundle without the added defense")
     parser.add_argument("--detector", default=None, help="FFTDetect state file (default: the one shipped with the app)")
     parser.add_argument("--no-detector", action="store_true", help="skip the detector report")
-    parser.add_argument("--rules", default=None, help="series selection rules JSON file (default: first MR series)")
+    parser.add_argument(
+        "--rules",
+        default=None,
+        help="series selection rules JSON file (default: the only series of the input; several series need rules)",
+    )
     parser.add_argument("-l", "--log-level", default="WARNING", help="Python logging level")
     return parser
 
@@ -214,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; prints the run summary (outputs and timings) as JSON."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper())
-    rules = json.loads(Path(args.rules).read_text()) if args.rules else DEFAULT_RULES
+    rules = json.loads(Path(args.rules).read_text()) if args.rules else None
     summary = run_app(
         args.input,
         args.output,
