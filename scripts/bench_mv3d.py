@@ -35,9 +35,9 @@ from medsecure_transforms.codecs.baselines import (
     zstd_decode,
     zstd_encode,
 )
-from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
-from medsecure_transforms.codecs.volume_io import read_volume
+from medsecure_transforms.codecs.mvc import MVWaveletCodec
 from medsecure_transforms.data import SPLITS, load_datalist, resolve_data_root
+from medsecure_transforms.data.volume_io import read_volume
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -53,8 +53,8 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 PEAK_SCRIPT = """
 import json, sys
 from pathlib import Path
-from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
-from medsecure_transforms.codecs.volume_io import read_volume
+from medsecure_transforms.codecs.mvc import MVWaveletCodec
+from medsecure_transforms.data.volume_io import read_volume
 
 def status_kib(field):
     for line in open("/proc/self/status"):
@@ -63,15 +63,15 @@ def status_kib(field):
 
 mode, volume, stream = sys.argv[1:4]
 raw, affine, _ = read_volume(volume)
-MVCompress3D.decode(MVCompress3D().encode(raw[:16, :16, :8]))  # warm-up: lazy library set-up is not codec memory
+MVWaveletCodec.decode(MVWaveletCodec().encode(raw[:16, :16, :8]))  # warm-up: lazy library set-up is not codec memory
 blob = Path(stream).read_bytes() if mode == "decode" else None
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
 before = status_kib("VmRSS")
 if mode == "encode":
-    Path(stream).write_bytes(MVCompress3D().encode(raw, affine=affine))
+    Path(stream).write_bytes(MVWaveletCodec().encode(raw, affine=affine))
 else:
-    MVCompress3D.decode(blob)
+    MVWaveletCodec.decode(blob)
 print(json.dumps({"volume_bytes": int(raw.nbytes), "peak_increase_bytes": 1024 * (status_kib("VmHWM") - before)}))
 """
 
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     root = resolve_data_root(args.data_root)
     datalist = load_datalist(args.dataset, args.split, root, limit=args.limit)
-    codec, lossless = MVCompress3D(), MVCompress3D.lossless()
+    codec, lossless = MVWaveletCodec(), MVWaveletCodec.lossless()
     rows = []
     for item in tqdm(datalist, desc="volumes"):
         raw, affine, _ = read_volume(item["image"])

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medsecure_transforms.codecs.oct_codec import OCTCodec
+from medsecure_transforms.codecs.oct import LearnedOCTCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_oct_codec import _j2k, _jpeg, j2k_level_for, jpeg_quality_for, to8  # noqa: E402
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     canvases = load_canvases("test", True, Path(args.cache_dir), args.data_root)[: args.tiles]
     tiles8 = [to8(c[:256, :256]) for c in canvases]
     tiles = [t.astype(np.float32) / 255.0 for t in tiles8]
-    codec = OCTCodec.load(args.model)
+    codec = LearnedOCTCodec.load(args.model)
     sizes = [len(codec.compress(t)) for t in tiles]
     j2k_items = [(t8, j2k_level_for(t8, n)) for t8, n in zip(tiles8, sizes, strict=True)]
     jpeg_items = [(t8, jpeg_quality_for(t8, n)) for t8, n in zip(tiles8, sizes, strict=True)]
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     if torch.cuda.is_available():
-        gpu = OCTCodec.load(args.model, device="cuda")
+        gpu = LearnedOCTCodec.load(args.model, device="cuda")
         rows["learned (cuda)"] = {
             "ms": _median_ms(lambda t: gpu.decompress(gpu.compress(t)), tiles, args.repeats),
             "ratio": rows["learned (cpu)"]["ratio"],

@@ -28,7 +28,7 @@ from monai.networks.nets import UNet
 from monai.transforms import Compose
 from tqdm import tqdm
 
-from medsecure_transforms.codecs.oct_codec import OCTCodec
+from medsecure_transforms.codecs.oct import LearnedOCTCodec
 from medsecure_transforms.data import make_dataset
 from medsecure_transforms.transforms import OCTDenoised, OCTGrayscaled, OCTRetinaCropd
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         path = MODELS / f"model_r{ratio}.pt"
         if not path.is_file():
             continue
-        codec = OCTCodec.load(path)
+        codec = LearnedOCTCodec.load(path)
         preds = {"ours": [], "jpeg": [], "jpeg2000": []}
         sizes = {"ours": 0, "jpeg": 0, "jpeg2000": 0}
         for img in tqdm(test_images, desc=f"ratio {ratio}", leave=False):

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from medsecure_transforms.codecs.baselines import openjpeg_round_trip, zstd_encode
-from medsecure_transforms.codecs.mv_compress3d import MVCompress3D, encode_to_ratio
+from medsecure_transforms.codecs.mvc import MVWaveletCodec, encode_to_ratio
 from medsecure_transforms.evaluation.mv3d_study import BundleSegmenter
 
 CODECS = ("mv3d", "jpeg2000_rule", "openjpeg")
@@ -53,11 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def compress(name: str, raw: np.ndarray, ratio: float, mv: MVCompress3D) -> tuple[np.ndarray, int]:
+def compress(name: str, raw: np.ndarray, ratio: float, mv: MVWaveletCodec) -> tuple[np.ndarray, int]:
     """Decoded volume and stream size for one codec at one target ratio."""
     if name == "openjpeg":
         return openjpeg_round_trip(raw, ratio)
-    codec = mv if name == "mv3d" else MVCompress3D.from_dict({**mv.to_dict(), "mapping": "jpeg2000"})
+    codec = mv if name == "mv3d" else MVWaveletCodec.from_dict({**mv.to_dict(), "mapping": "jpeg2000"})
     codec, blob = encode_to_ratio(codec, raw, ratio)
     return codec.decode(blob)[0], len(blob)
 
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     segmenter = BundleSegmenter(args.bundle, args.split, args.data_root, args.limit)
     classes = segmenter.classes
-    mv = MVCompress3D.load(args.state) if args.state else MVCompress3D()
+    mv = MVWaveletCodec.load(args.state) if args.state else MVWaveletCodec()
 
     rows, zstd_ratios, started = [], [], time.time()
     for case, sample, raw in tqdm(segmenter.cases(), total=len(segmenter.datalist), desc="cases"):

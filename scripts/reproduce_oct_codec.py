@@ -29,7 +29,7 @@ from monai.metrics import MultiScaleSSIMMetric, PSNRMetric
 from PIL import Image
 from tqdm import tqdm
 
-from medsecure_transforms.codecs.oct_codec import OCTCodec
+from medsecure_transforms.codecs.oct import LearnedOCTCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_oct_codec import load_canvases  # noqa: E402
@@ -107,7 +107,7 @@ def to8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def evaluate_codec(codec: OCTCodec, canvases: list[np.ndarray]) -> dict:
+def evaluate_codec(codec: LearnedOCTCodec, canvases: list[np.ndarray]) -> dict:
     """Learned codec vs JPEG / JPEG 2000 at each image's learned stream size."""
     rows = {"ours": [], "jpeg": [], "jpeg2000": []}
     for img in tqdm(canvases, desc="images", file=sys.stdout, leave=False):
@@ -146,7 +146,7 @@ def summarise(rows: list[tuple[float, float, int, int]]) -> dict:
     }
 
 
-def panel(codec: OCTCodec, img: np.ndarray, out: Path, zoom: tuple[slice, slice]) -> None:
+def panel(codec: LearnedOCTCodec, img: np.ndarray, out: Path, zoom: tuple[slice, slice]) -> None:
     """Fig. 3-style panel: original, ours, JPEG, JPEG 2000 at the same bytes, with 4x zoomed crops."""
     img8 = to8(img)
     ref = img8.astype(np.float32) / 255.0
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     for ratio in RATIOS:
         path = MODELS / f"model_r{ratio}.pt"
         if path.is_file():
-            codec = OCTCodec.load(path)
+            codec = LearnedOCTCodec.load(path)
             entry = {
                 "model": path.name,
                 "nominal_ratio_eq1": codec.nominal_ratio((256, 256)),
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if preprocess not in test:
             test[preprocess] = load_canvases("test", preprocess, cache, args.data_root)[: args.limit]
-        codec = OCTCodec.load(path)
+        codec = LearnedOCTCodec.load(path)
         entry = {
             "model": file,
             "preprocessing": preprocess,
@@ -229,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         print(name, json.dumps(entry))
     if (MODELS / "model_r40.pt").is_file():
         img = test[True][0]
-        panel(OCTCodec.load(MODELS / "model_r40.pt"), img, out / "panel_r40.png", (slice(64, 192), slice(64, 160)))
+        panel(
+            LearnedOCTCodec.load(MODELS / "model_r40.pt"), img, out / "panel_r40.png", (slice(64, 192), slice(64, 160))
+        )
     (out / "study.json").write_text(json.dumps(results, indent=2))
     write_markdown(results, out / "study.md")
     plot_curves(results, out / "ms_ssim_vs_ratio.png")

@@ -30,9 +30,9 @@ from monai.transforms import Compose, ResizeWithPadOrCrop
 from monai.utils import set_determinism
 from tqdm import tqdm
 
-from medsecure_transforms.codecs.oct_codec import RATIO_PRESETS, OCTCodec, nominal_compression_ratio
+from medsecure_transforms.codecs.oct import RATIO_PRESETS, LearnedOCTCodec, nominal_compression_ratio
 from medsecure_transforms.data import make_dataset
-from medsecure_transforms.networks.oct_codec import OCTCodecNet
+from medsecure_transforms.networks.oct_compression import OCTCodecNet
 from medsecure_transforms.transforms.oct import OCTDenoise, OCTGrayscale, OCTRetinaCrop
 
 CPU_FEATURES = (16, 32, 64, 128, 128, 128)
@@ -123,7 +123,7 @@ def train(args: argparse.Namespace) -> dict:
     features = PAPER_FEATURES if args.full_size else CPU_FEATURES
     net = OCTCodecNet(channels, features)
     if args.init:  # continue from a saved model (same configuration); the discriminator starts afresh
-        net.load_state_dict(OCTCodec.load(args.init).net.state_dict())
+        net.load_state_dict(LearnedOCTCodec.load(args.init).net.state_dict())
     disc = PatchDiscriminator(
         spatial_dims=2, channels=args.disc_channels, in_channels=1, num_layers_d=3, norm="INSTANCE"
     )
@@ -171,9 +171,9 @@ def train(args: argparse.Namespace) -> dict:
             bar.write(json.dumps(record))
             if metrics["ms_ssim"] > best["ms_ssim"]:
                 best = {"step": step, **metrics}
-                OCTCodec(net).save(out)
-    OCTCodec.load(out).save(out, half=True)  # committed weights in float16; metrics below use them
-    codec = OCTCodec.load(out)
+                LearnedOCTCodec(net).save(out)
+    LearnedOCTCodec.load(out).save(out, half=True)  # committed weights in float16; metrics below use them
+    codec = LearnedOCTCodec.load(out)
     sizes = [len(codec.compress(img)) for img in val_set]
     pixels = [img.size for img in val_set]
     summary = {

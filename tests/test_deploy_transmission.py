@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from medsecure_transforms.cli.main import main
-from medsecure_transforms.codecs.mv_compress3d import decompress_volume
+from medsecure_transforms.codecs.mvc.codec import decompress_volume
 from medsecure_transforms.data.dicom_series import (
     DicomSeriesError,
     identifiers_sidecar,

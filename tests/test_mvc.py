@@ -1,4 +1,4 @@
-"""MVCompress3D: Eq. (4) by hand, error bounds from Parseval, the .mvc container and its strict reader."""
+"""MVWaveletCodec: Eq. (4) by hand, error bounds from Parseval, the .mvc container and its strict reader."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 from parameterized import parameterized
 
 from medsecure_transforms.codecs import CorruptStreamError
-from medsecure_transforms.codecs.mv_compress3d import (
-    MVCompress3D,
+from medsecure_transforms.codecs.mvc.codec import (
+    MVWaveletCodec,
     compress_volume,
     decompress_volume,
     dequantize_deadzone,
@@ -23,7 +23,7 @@ from medsecure_transforms.codecs.mv_compress3d import (
     reciprocal_mapping,
     step_sizes,
 )
-from medsecure_transforms.codecs.mvc_format import max_levels, unpack_mvc
+from medsecure_transforms.codecs.mvc.format import max_levels, unpack_mvc
 from medsecure_transforms.frequency import subband_names, wavedec_nd
 
 
@@ -75,7 +75,7 @@ class TestMapping(unittest.TestCase):
     )
     def test_bad_parameters(self, _name, params):
         with pytest.raises(ValueError):
-            MVCompress3D(**params)
+            MVWaveletCodec(**params)
 
 
 class TestRoundTrip(unittest.TestCase):
@@ -90,7 +90,7 @@ class TestRoundTrip(unittest.TestCase):
         ]
     )
     def test_layout_dtype_and_error(self, _name, volume, levels):
-        codec = MVCompress3D(levels=levels, wavelet="haar", mapping="uniform", q_min=2.0)
+        codec = MVWaveletCodec(levels=levels, wavelet="haar", mapping="uniform", q_min=2.0)
         decoded, header = codec.decode(codec.encode(volume))
         expected = np.asarray(volume)
         self.assertEqual(decoded.shape, expected.shape)
@@ -104,7 +104,7 @@ class TestRoundTrip(unittest.TestCase):
 
     def test_fine_steps_are_lossless_for_integers(self):
         volume = phantom()
-        codec = MVCompress3D(mapping="uniform", q_min=0.02, value_range=None)
+        codec = MVWaveletCodec(mapping="uniform", q_min=0.02, value_range=None)
         np.testing.assert_array_equal(codec.decode(codec.encode(volume))[0], volume)
 
     def test_affine_and_spacing_are_stored_exactly(self):
@@ -119,12 +119,12 @@ class TestRoundTrip(unittest.TestCase):
 
     def test_machine_vision_steps_lie_in_bounds_and_beat_uniform_on_rate(self):
         volume = phantom((32, 24, 16))
-        steps = MVCompress3D().steps_for(volume)[0]
+        steps = MVWaveletCodec().steps_for(volume)[0]
         self.assertEqual(list(steps), subband_names((3, 3, 3)))
         self.assertAlmostEqual(min(steps.values()), 1.0)
         self.assertAlmostEqual(max(steps.values()), 16.0)
-        mv = len(MVCompress3D().encode(volume))
-        uniform = len(MVCompress3D(mapping="uniform").encode(volume))
+        mv = len(MVWaveletCodec().encode(volume))
+        uniform = len(MVWaveletCodec(mapping="uniform").encode(volume))
         self.assertLess(mv, uniform)
 
     def test_short_axis_gets_fewer_levels(self):
@@ -135,21 +135,21 @@ class TestRoundTrip(unittest.TestCase):
 
     def test_encode_to_ratio(self):
         volume = phantom((32, 32, 16))
-        codec, blob = encode_to_ratio(MVCompress3D(), volume, target_ratio=20.0)
+        codec, blob = encode_to_ratio(MVWaveletCodec(), volume, target_ratio=20.0)
         self.assertAlmostEqual(volume.nbytes / len(blob), 20.0, delta=20.0 * 0.03)
         self.assertEqual(codec.q_max / codec.q_min, 16.0)
 
     def test_explicit_steps(self):
         volume = phantom((32, 24, 16))
         names = subband_names((3, 3, 3))
-        blob = MVCompress3D().encode(volume, steps=[dict.fromkeys(names, 4.0)])
+        blob = MVWaveletCodec().encode(volume, steps=[dict.fromkeys(names, 4.0)])
         self.assertEqual(set(decompress_volume(blob)[1].steps[0].values()), {4.0})
 
     def test_state_round_trip(self):
-        codec = MVCompress3D(wavelet="db2", levels=(2, 3, 1), q_min=0.5, q_max=9.0, value_range=None)
-        self.assertEqual(MVCompress3D.from_dict(codec.to_dict()), codec)
+        codec = MVWaveletCodec(wavelet="db2", levels=(2, 3, 1), q_min=0.5, q_max=9.0, value_range=None)
+        self.assertEqual(MVWaveletCodec.from_dict(codec.to_dict()), codec)
         with pytest.raises(ValueError, match="unknown"):
-            MVCompress3D.from_dict({**codec.to_dict(), "quality": 3})
+            MVWaveletCodec.from_dict({**codec.to_dict(), "quality": 3})
 
 
 class TestBadVolumes(unittest.TestCase):
@@ -226,7 +226,7 @@ class TestSlabwiseCoding(unittest.TestCase):
     def test_quantizer_slabs_match_the_formula(self):
         c = torch.randn(40, 6, 5, dtype=torch.float32, generator=torch.Generator().manual_seed(1)) * 30
         expected = (torch.sign(c) * torch.floor(c.abs() / 3.0)).to(torch.int32)
-        with mock.patch("medsecure_transforms.codecs.mv_compress3d._SLAB_ELEMENTS", 7):
+        with mock.patch("medsecure_transforms.codecs.mvc.codec._SLAB_ELEMENTS", 7):
             q = quantize_deadzone(c, 3.0)
             torch.testing.assert_close(q, expected)
             torch.testing.assert_close(
@@ -240,7 +240,7 @@ class TestSlabwiseCoding(unittest.TestCase):
         blob = compress_volume(volume)
         decoded = decompress_volume(blob)[0].astype(np.int32)
         with (
-            mock.patch("medsecure_transforms.codecs.mv_compress3d._SLAB_ELEMENTS", 50),
+            mock.patch("medsecure_transforms.codecs.mvc.codec._SLAB_ELEMENTS", 50),
             mock.patch("medsecure_transforms.frequency.wavelet._SLAB_ELEMENTS", 50),
         ):
             self.assertLessEqual(np.abs(decompress_volume(blob)[0] - decoded).max(), 1)
@@ -250,7 +250,7 @@ class TestSlabwiseCoding(unittest.TestCase):
 
     def test_edge_padding_replicates_like_torch_pad(self):
         volume = phantom((13, 10, 7)).astype(np.float32)
-        ours = MVCompress3D(levels=(2, 2, 2))._subbands(volume, (2, 2, 2), (0.0, 1.0))
+        ours = MVWaveletCodec(levels=(2, 2, 2))._subbands(volume, (2, 2, 2), (0.0, 1.0))
         pad = (0, 1, 0, 2, 0, 3)  # last axis first: 7 -> 8, 10 -> 12, 13 -> 16
         padded = torch.nn.functional.pad(torch.from_numpy(volume)[None, None], pad, mode="replicate")[0, 0]
         expected = wavedec_nd(padded, "bior4.4", (2, 2, 2))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from test_mvc import phantom
 
-from medsecure_transforms.codecs.mv_calibration import calibrate_step_bounds
-from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
+from medsecure_transforms.codecs.mvc.calibration import calibrate_step_bounds
+from medsecure_transforms.codecs.mvc.codec import MVWaveletCodec
 
 VOLUMES = [phantom((16, 16, 8), seed=s) for s in (0, 1)]
 CANDIDATES = (1.0, 4.0, 16.0, 64.0)
@@ -20,7 +20,7 @@ def score_fn(i, decoded):
 
 
 def test_corner_cases_choose_the_largest_tolerated_steps():
-    codec = MVCompress3D(wavelet="haar")
+    codec = MVWaveletCodec(wavelet="haar")
     calibrated, report = calibrate_step_bounds(VOLUMES, score_fn, codec, CANDIDATES, tolerance=1.5)
     assert report["reference_score"] == 0.0
     # lower corner: uniform step q gives RMSE <= q / sqrt(12)-ish per coefficient; recompute every q by hand

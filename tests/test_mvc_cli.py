@@ -12,7 +12,7 @@ from test_mvc import phantom
 
 from medsecure_transforms.cli import codec as codec_cli
 from medsecure_transforms.codecs import CorruptStreamError
-from medsecure_transforms.codecs.volume_io import read_volume, write_nifti
+from medsecure_transforms.data.volume_io import read_volume, write_nifti
 
 
 def _run(*argv: str) -> int:

@@ -17,9 +17,9 @@ from test_mvc import phantom
 from test_mvc_cli import _run
 
 from medsecure_transforms.codecs import CorruptStreamError
-from medsecure_transforms.codecs.mv_compress3d import MVCompress3D
-from medsecure_transforms.codecs.mvc_format import pack_mvc, unpack_mvc
-from medsecure_transforms.codecs.volume_io import write_nifti
+from medsecure_transforms.codecs.mvc.codec import MVWaveletCodec
+from medsecure_transforms.codecs.mvc.format import pack_mvc, unpack_mvc
+from medsecure_transforms.data.volume_io import write_nifti
 from medsecure_transforms.frequency.wavelet import REVERSIBLE_53, wavedec_nd, waverec_nd
 
 
@@ -74,9 +74,9 @@ def test_codec_round_trip_is_bit_exact(dtype, shape):
     info = np.iinfo(dtype)
     volume = (phantom(shape[-3:]).astype(float) * 37).astype(np.int64) + rng.integers(-3, 4, size=shape[-3:])
     volume = np.broadcast_to(np.clip(volume, info.min, info.max), shape).astype(dtype)
-    codec = MVCompress3D.lossless(levels=(3, 3, 2))
+    codec = MVWaveletCodec.lossless(levels=(3, 3, 2))
     blob = codec.encode(volume, spacing=(1.5, 1.5, 8.0))
-    decoded, header = MVCompress3D.decode(blob)
+    decoded, header = MVWaveletCodec.decode(blob)
     assert decoded.dtype == volume.dtype and np.array_equal(decoded, volume)
     assert header.wavelet == REVERSIBLE_53 and header.spacing == (1.5, 1.5, 8.0)
 
@@ -84,33 +84,33 @@ def test_codec_round_trip_is_bit_exact(dtype, shape):
 def test_forged_dtype_clips_instead_of_wrapping():
     # a valid stream of int16 values up to 1000 relabelled as uint8: the decoder clips to [0, 255], never wraps
     volume = np.linspace(-200, 1000, 16 * 16 * 8).reshape(16, 16, 8).astype(np.int16)
-    header, streams = unpack_mvc(MVCompress3D.lossless().encode(volume))
-    decoded, _ = MVCompress3D.decode(pack_mvc(dataclasses.replace(header, dtype="uint8"), streams))
+    header, streams = unpack_mvc(MVWaveletCodec.lossless().encode(volume))
+    decoded, _ = MVWaveletCodec.decode(pack_mvc(dataclasses.replace(header, dtype="uint8"), streams))
     assert decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded, np.clip(volume, 0, 255))
 
 
 def test_lossless_input_and_parameter_errors():
-    codec = MVCompress3D.lossless()
+    codec = MVWaveletCodec.lossless()
     with pytest.raises(TypeError, match="integer volumes"):
         codec.encode(np.zeros((8, 8, 8), dtype=np.float32))
     with pytest.raises(TypeError, match="integer volumes"):
         codec.encode(np.zeros((8, 8, 8), dtype=np.int32))
     with pytest.raises(ValueError, match="lossless"):
-        MVCompress3D(wavelet=REVERSIBLE_53)
+        MVWaveletCodec(wavelet=REVERSIBLE_53)
     with pytest.raises(ValueError, match="lossless"):
         codec.scaled(2.0)
 
 
 def test_forged_lossless_header_with_a_step_is_rejected():
-    blob = bytearray(MVCompress3D.lossless(levels=(1, 1, 1)).encode(np.arange(512, dtype=np.int16).reshape(8, 8, 8)))
+    blob = bytearray(MVWaveletCodec.lossless(levels=(1, 1, 1)).encode(np.arange(512, dtype=np.int16).reshape(8, 8, 8)))
     # first step of channel 0: after the fixed fields, shape, levels, affine, spacing, offset and the intensity map
     at = struct.calcsize("<4sBBBBBH") + 3 * 4 + 3 + 16 * 8 + 3 * 8 + 4 + 16
     assert struct.unpack_from("<f", blob, at)[0] == 1.0
     struct.pack_into("<f", blob, at, 2.0)
     struct.pack_into("<I", blob, len(blob) - 4, zlib.crc32(bytes(blob[:-4])))
     with pytest.raises(CorruptStreamError, match="lossless"):
-        MVCompress3D.decode(bytes(blob))
+        MVWaveletCodec.decode(bytes(blob))
 
 
 def test_cli_lossless_and_scale(tmp_path, capsys):

@@ -11,7 +11,7 @@ from monai.data import MetaTensor
 from parameterized import parameterized
 from test_mvc import phantom
 
-from medsecure_transforms.codecs.mv_compress3d import MVCompress3D as Codec
+from medsecure_transforms.codecs.mvc.codec import MVWaveletCodec
 from medsecure_transforms.transforms import MVCompress3D, MVCompress3DD, MVCompress3Dd, MVCompress3DDict
 
 VOLUME = phantom((32, 24, 16))[None]  # [C, H, W, D]
@@ -35,7 +35,7 @@ class TestMVCompress3DTransform(unittest.TestCase):
         self.assertIsInstance(out, out_type)
         self.assertEqual(out.dtype, img.dtype)
         self.assertEqual(tuple(out.shape), VOLUME.shape)
-        codec = Codec(q_max=8.0)
+        codec = MVWaveletCodec(q_max=8.0)
         expected, _ = codec.decode(codec.encode(np.asarray(img)))
         np.testing.assert_allclose(np.asarray(out), expected, atol=1e-4)
 
@@ -59,7 +59,7 @@ class TestMVCompress3DTransform(unittest.TestCase):
         from pathlib import Path
 
         with tempfile.TemporaryDirectory() as tmp:
-            Codec(mapping="uniform", q_min=3.0).save(Path(tmp) / "codec.json")
+            MVWaveletCodec(mapping="uniform", q_min=3.0).save(Path(tmp) / "codec.json")
             transform = MVCompress3D(Path(tmp) / "codec.json")
         self.assertEqual(transform.codec.mapping, "uniform")
         self.assertEqual(transform.codec.q_min, 3.0)

@@ -10,19 +10,19 @@ import torch
 from parameterized import parameterized
 
 from medsecure_transforms.codecs import CorruptStreamError
-from medsecure_transforms.codecs.oct_bitstream import StreamHeader, pack_stream, unpack_stream
-from medsecure_transforms.codecs.oct_codec import RATIO_PRESETS, OCTCodec, nominal_compression_ratio
-from medsecure_transforms.networks.oct_codec import OCTCodecNet, ScalarQuantizer
+from medsecure_transforms.codecs.oct import RATIO_PRESETS, LearnedOCTCodec, nominal_compression_ratio
+from medsecure_transforms.codecs.oct.stream import StreamHeader, pack_stream, unpack_stream
+from medsecure_transforms.networks.oct_compression import OCTCodecNet, ScalarQuantizer
 
 TINY = (4, 4, 4, 4, 4, 4)
 
 
-def tiny_codec(channels=(2, 1, 1, 1), seed: int = 0) -> OCTCodec:
+def tiny_codec(channels=(2, 1, 1, 1), seed: int = 0) -> LearnedOCTCodec:
     torch.manual_seed(seed)
     net = OCTCodecNet(channels, TINY)
     with torch.no_grad():  # spread the bottleneck over several levels
         net.bottleneck.conv.weight.mul_(20)
-    return OCTCodec(net)
+    return LearnedOCTCodec(net)
 
 
 def bscan(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
@@ -162,7 +162,7 @@ class TestCodec(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.pt"
             self.codec.save(path)
-            loaded = OCTCodec.load(path)
+            loaded = LearnedOCTCodec.load(path)
         self.assertEqual(loaded.model_id, self.codec.model_id)
         np.testing.assert_array_equal(loaded.decompress(stream), self.codec.decompress(stream))
 
@@ -175,9 +175,9 @@ class TestCodec(unittest.TestCase):
             path = Path(tmp) / "m16.pt"
             self.codec.save(path, half=True)
             blob = torch.load(path, weights_only=True)
-            loaded = OCTCodec.load(path)
+            loaded = LearnedOCTCodec.load(path)
         self.assertEqual(blob["state_dict"]["head.0.weight"].dtype, torch.float16)
-        self.assertEqual(loaded.model_id, OCTCodec.fingerprint(loaded.net))
+        self.assertEqual(loaded.model_id, LearnedOCTCodec.fingerprint(loaded.net))
         out = loaded.decompress(loaded.compress(img))
         np.testing.assert_allclose(out, self.codec.decompress(self.codec.compress(img)), atol=0.05)
 

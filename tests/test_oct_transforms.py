@@ -9,18 +9,16 @@ import torch
 from monai.data import MetaTensor
 from parameterized import parameterized
 
-from medsecure_transforms.codecs.oct_codec import OCTCodec
-from medsecure_transforms.codecs.oct_preprocessing import (
+from medsecure_transforms.codecs.oct import LearnedOCTCodec
+from medsecure_transforms.networks.oct_compression import OCTCodecNet
+from medsecure_transforms.preprocessing.oct_retina import (
     crop_to_canvas,
     denoise_speckle,
     find_retina_band,
     place_from_canvas,
 )
-from medsecure_transforms.networks.oct_codec import OCTCodecNet
 from medsecure_transforms.transforms import (
-    OCTCodec as OCTCodecT,
-)
-from medsecure_transforms.transforms import (
+    OCTCodec,
     OCTCodecd,
     OCTDenoise,
     OCTGrayscale,
@@ -156,9 +154,9 @@ class TestTransforms(unittest.TestCase):
     @parameterized.expand(KINDS)
     def test_codec_transform(self, kind):
         torch.manual_seed(0)
-        codec = OCTCodec(OCTCodecNet((2, 1, 0, 0), (4, 4, 4, 4, 4, 4)))
+        codec = LearnedOCTCodec(OCTCodecNet((2, 1, 0, 0), (4, 4, 4, 4, 4, 4)))
         img = np.repeat(synthetic_bscan(64, 96)[None], 3, axis=0)  # RGB export of a gray B-scan
-        out = OCTCodecT(codec)(as_type(kind, img))
+        out = OCTCodec(codec)(as_type(kind, img))
         self.assertEqual(tuple(out.shape), (1, 64, 96))
         expected = codec.decompress(codec.compress(img[0]))
         np.testing.assert_allclose(np.asarray(out)[0], expected, atol=1e-6)
@@ -169,7 +167,7 @@ class TestTransforms(unittest.TestCase):
 
     def test_codec_dict_ratio_key(self):
         torch.manual_seed(0)
-        codec = OCTCodec(OCTCodecNet((2, 0, 0, 0), (4, 4, 4, 4, 4, 4)))
+        codec = LearnedOCTCodec(OCTCodecNet((2, 0, 0, 0), (4, 4, 4, 4, 4, 4)))
         img = MetaTensor(torch.from_numpy(synthetic_bscan(64, 64)[None]))
         d = OCTCodecd("image", codec, ratio_key="cr")({"image": img})
         self.assertEqual(d["cr"], d["image"].meta["oct_codec"]["compression_ratio"])

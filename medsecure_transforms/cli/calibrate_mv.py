@@ -1,7 +1,7 @@
 """``medsecure calibrate mv3d``: Q_min / Q_max of MVCompress3D from a segmentation bundle (paper Sec. 3.2.2).
 
 Scores are the bundle network's mean foreground Dice on the decoded ``--split`` volumes. Writes
-``<output>/mv3d_codec.json`` (load with ``MVCompress3D.load`` or pass to ``medsecure compress --state``) and
+``<output>/mv3d_codec.json`` (load with ``MVWaveletCodec.load`` or pass to ``medsecure compress --state``) and
 ``<output>/mv3d_calibration.json`` (both corner-case curves).
 
     medsecure calibrate mv3d --bundle cardiac_seg --split validation --output results/mv3d/calibration
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..codecs.mv_calibration import PAPER_CANDIDATES, calibrate_step_bounds
-from ..codecs.mv_compress3d import MVCompress3D
+from ..codecs.mvc import PAPER_CANDIDATES, MVWaveletCodec, calibrate_step_bounds
 from ..evaluation.mv3d_study import BundleSegmenter
 from .main import add_data_root_argument
 
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     segmenter = BundleSegmenter(args.bundle, args.split, args.data_root, args.limit)
     cases = list(segmenter.cases())
-    codec = MVCompress3D.load(args.state) if args.state else MVCompress3D()
+    codec = MVWaveletCodec.load(args.state) if args.state else MVWaveletCodec()
     calibrated, report = calibrate_step_bounds(
         [raw for _, _, raw in cases],
         lambda i, volume: segmenter.mean_dice(cases[i][1], volume),

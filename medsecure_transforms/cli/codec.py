@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..codecs.mv_compress3d import MAPPINGS, MVCompress3D, decompress_volume, encode_to_ratio
-from ..codecs.mvc_format import WAVELETS
-from ..codecs.volume_io import read_volume, write_nifti
+from ..codecs.mvc.codec import MAPPINGS, MVWaveletCodec, decompress_volume, encode_to_ratio
+from ..codecs.mvc.format import WAVELETS
 from ..data.dicom_series import (
     STORAGE_CLASSES,
     identifiers_sidecar,
@@ -17,6 +16,7 @@ from ..data.dicom_series import (
     save_identifiers,
     write_dicom_series,
 )
+from ..data.volume_io import read_volume, write_nifti
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dec.set_defaults(func=run_decompress)
 
 
-def codec_from_args(args: argparse.Namespace, spatial_dims: int) -> MVCompress3D:
+def codec_from_args(args: argparse.Namespace, spatial_dims: int) -> MVWaveletCodec:
     """Codec from ``--state`` (if given) with every explicit flag applied on top.
 
     Without ``--levels`` or a state, a ``spatial_dims``-D input gets 3 levels per axis.
@@ -82,8 +82,8 @@ def codec_from_args(args: argparse.Namespace, spatial_dims: int) -> MVCompress3D
         lossy = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "levels"]
         if lossy or args.raw_units:
             raise ValueError(f"--lossless fixes the wavelet and steps; drop {lossy + ['--raw-units'] * args.raw_units}")
-        return MVCompress3D.lossless(state["levels"])
-    codec = MVCompress3D.from_dict(state)
+        return MVWaveletCodec.lossless(state["levels"])
+    codec = MVWaveletCodec.from_dict(state)
     if args.scale is not None:
         if not args.scale > 0:
             raise ValueError(f"--scale must be positive, got {args.scale}")

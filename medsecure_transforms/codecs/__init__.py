@@ -1,4 +1,4 @@
-"""Codecs: the shared entropy layer and the MVCompress3D wavelet codec."""
+"""Codecs: the shared entropy layer, framing, rate control and baselines; the ``mvc`` and ``oct`` codecs."""
 
 from .entropy import MAX_ALPHABET, decode_integers, encode_integers
 from .errors import CorruptStreamError

@@ -2,6 +2,6 @@
 
 from .fc_densenet import FCDenseNet
 from .magnet import MagNetAutoEncoderI, MagNetAutoEncoderII
-from .oct_codec import OCTCodecNet, ScalarQuantizer
+from .oct_compression import OCTCodecNet, ScalarQuantizer
 
 __all__ = ["FCDenseNet", "MagNetAutoEncoderI", "MagNetAutoEncoderII", "OCTCodecNet", "ScalarQuantizer"]

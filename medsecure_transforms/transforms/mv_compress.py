@@ -22,22 +22,21 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from ..codecs.mv_compress3d import MVCompress3D as MVCompress3DCodec
-from ..codecs.mv_compress3d import encode_to_ratio
+from ..codecs.mvc import MVWaveletCodec, encode_to_ratio
 from .keywise import KeywiseMapTransform
 
 META_KEY = "mv_compress3d"
 
 
-def _codec(codec: MVCompress3DCodec | Mapping | str | Path | None, overrides: Mapping) -> MVCompress3DCodec:
-    if isinstance(codec, MVCompress3DCodec):
+def _codec(codec: MVWaveletCodec | Mapping | str | Path | None, overrides: Mapping) -> MVWaveletCodec:
+    if isinstance(codec, MVWaveletCodec):
         state = codec.to_dict()
     elif isinstance(codec, (str, Path)):
-        state = MVCompress3DCodec.load(codec).to_dict()
+        state = MVWaveletCodec.load(codec).to_dict()
     else:
         state = dict(codec or {})
     state.update({k: v for k, v in overrides.items() if v is not None})
-    return MVCompress3DCodec.from_dict(state)
+    return MVWaveletCodec.from_dict(state)
 
 
 class MVCompress3D(Transform):
@@ -54,7 +53,7 @@ class MVCompress3D(Transform):
 
     def __init__(
         self,
-        codec: MVCompress3DCodec | Mapping | str | Path | None = None,
+        codec: MVWaveletCodec | Mapping | str | Path | None = None,
         q_min: float | None = None,
         q_max: float | None = None,
         mapping: str | None = None,
@@ -108,7 +107,7 @@ class MVCompress3Dd(KeywiseMapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        codec: MVCompress3DCodec | Mapping | str | Path | None = None,
+        codec: MVWaveletCodec | Mapping | str | Path | None = None,
         q_min: float | None = None,
         q_max: float | None = None,
         mapping: str | None = None,

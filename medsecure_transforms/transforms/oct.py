@@ -16,8 +16,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
 
-from medsecure_transforms.codecs.oct_codec import OCTCodec as OCTCodecMethod
-from medsecure_transforms.codecs.oct_preprocessing import (
+from medsecure_transforms.codecs.oct import LearnedOCTCodec
+from medsecure_transforms.preprocessing.oct_retina import (
     RetinaBand,
     crop_to_canvas,
     denoise_speckle,
@@ -229,14 +229,14 @@ class OCTCodec(Transform):
     :class:`OCTGrayscale` first (equal channels required).
 
     Args:
-        codec: an :class:`medsecure_transforms.codecs.oct_codec.OCTCodec` or a model file path.
+        codec: an :class:`medsecure_transforms.codecs.oct.LearnedOCTCodec` or a model file path.
         device: torch device for a codec loaded from a path.
     """
 
     backend = [TransformBackends.NUMPY]
 
-    def __init__(self, codec: OCTCodecMethod | str, device: str = "cpu") -> None:
-        self.codec = codec if isinstance(codec, OCTCodecMethod) else OCTCodecMethod.load(codec, device=device)
+    def __init__(self, codec: LearnedOCTCodec | str, device: str = "cpu") -> None:
+        self.codec = codec if isinstance(codec, LearnedOCTCodec) else LearnedOCTCodec.load(codec, device=device)
         self.gray = OCTGrayscale()
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
@@ -347,7 +347,7 @@ class OCTCodecd(KeywiseMapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        codec: OCTCodecMethod | str,
+        codec: LearnedOCTCodec | str,
         device: str = "cpu",
         ratio_key: str | None = None,
         allow_missing_keys: bool = False,

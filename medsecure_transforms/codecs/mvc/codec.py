@@ -1,4 +1,4 @@
-"""MVCompress3D (Liu et al., CVPR 2019): machine-vision guided 3-D wavelet compression.
+"""MVCompress3D (Liu et al., CVPR 2019): machine-vision guided 3-D wavelet compression, as :class:`MVWaveletCodec`.
 
 Pipeline per channel: intensities mapped to ``[0, value_range]`` (the range the steps refer to; the
 paper's ``Q_min = 1``, ``Q_max = 16`` are in 8-bit grey levels) -> edge padding to multiples of
@@ -7,14 +7,14 @@ quantization step ``Q_n = a / (delta_n + b)`` clamped to ``[Q_min, Q_max]`` (Eq.
 from ``(Q_min, delta_max)`` and ``(Q_max, delta_min)``) -> dead-zone quantization (Eq. 1 applied to
 magnitudes, as in JPEG 2000) -> per-subband entropy coding (``codecs.entropy``) -> ``.mvc`` container.
 
-Lossless mode (:meth:`MVCompress3D.lossless`): integer voxels, JPEG 2000's reversible 5/3 integer lifting, every step
+Lossless mode (:meth:`MVWaveletCodec.lossless`): integer voxels, JPEG 2000's reversible 5/3 integer lifting, every step
 1 and no intensity map, so the decoded volume equals the input bit for bit.
 
 Two human-vision baselines share the pipeline: ``mapping="jpeg2000"`` (step doubles with every
 high-pass filter in a subband: ``Q_min * 2**n_high``, the rule of the paper's Sec. 2.2) and
 ``mapping="uniform"`` (``Q_min`` everywhere).
 
-Public entry points: :class:`MVCompress3D` (``encode`` / ``decode`` / ``steps_for``), the plain
+Public entry points: :class:`MVWaveletCodec` (``encode`` / ``decode`` / ``steps_for``), the plain
 functions :func:`compress_volume` / :func:`decompress_volume`, and :func:`encode_to_ratio`.
 """
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..frequency.slabs import row_slabs
-from ..frequency.wavelet import (
+from ...frequency.slabs import row_slabs
+from ...frequency.wavelet import (
     REVERSIBLE_53,
     subband_names,
     subband_slices,
@@ -37,15 +37,15 @@ from ..frequency.wavelet import (
     wavedec_inplace,
     waverec_inplace,
 )
-from .entropy import decode_integers, encode_integers
-from .errors import CorruptStreamError
-from .mvc_format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
-from .rate_control import match_ratio
+from ..entropy import decode_integers, encode_integers
+from ..errors import CorruptStreamError
+from ..rate_control import match_ratio
+from .format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
 
 __all__ = [
     "LOSSLESS_DTYPES",
     "MAPPINGS",
-    "MVCompress3D",
+    "MVWaveletCodec",
     "WaveletAnalysis",
     "compress_volume",
     "decompress_volume",
@@ -154,11 +154,11 @@ class WaveletAnalysis:
 
 
 @dataclass(frozen=True)
-class MVCompress3D:
+class MVWaveletCodec:
     """The codec's parameters (JSON-serialisable via :meth:`to_dict` / :meth:`save`).
 
     Attributes:
-        wavelet: one of ``mvc_format.WAVELETS`` (default ``bior4.4``, the CDF 9/7 pair of JPEG 2000).
+        wavelet: one of ``format.WAVELETS`` (default ``bior4.4``, the CDF 9/7 pair of JPEG 2000).
         levels: requested levels per spatial axis (the paper's 3-3-3); an axis too short for them gets
             ``max_levels(n)`` (its coarsest band keeps >= 2 samples). Its length sets 2-D or 3-D.
         q_min, q_max: step bounds of Eq. (4), in units of ``[0, value_range]`` intensities.
@@ -193,12 +193,12 @@ class MVCompress3D:
         lossless = (self.q_min, self.mapping, self.value_range, self.reconstruction_offset) == (1, "uniform", None, 0)
         if self.wavelet == REVERSIBLE_53 and not lossless:
             raise ValueError(
-                "wavelet rev5/3 is the lossless mode: use MVCompress3D.lossless() (q_min 1, mapping 'uniform', "
+                "wavelet rev5/3 is the lossless mode: use MVWaveletCodec.lossless() (q_min 1, mapping 'uniform', "
                 "value_range None, reconstruction_offset 0)"
             )
 
     @classmethod
-    def lossless(cls, levels: Sequence[int] = (3, 3, 3)) -> MVCompress3D:
+    def lossless(cls, levels: Sequence[int] = (3, 3, 3)) -> MVWaveletCodec:
         """Bit-exact mode for integer volumes (``LOSSLESS_DTYPES``): reversible 5/3 lifting, every step 1."""
         return cls(REVERSIBLE_53, tuple(levels), 1.0, 1.0, "uniform", None, 0.0)
 
@@ -211,7 +211,7 @@ class MVCompress3D:
         return {**asdict(self), "levels": list(self.levels), "method": "MVCompress3D"}
 
     @classmethod
-    def from_dict(cls, state: Mapping) -> MVCompress3D:
+    def from_dict(cls, state: Mapping) -> MVWaveletCodec:
         state = dict(state)
         if state.pop("method", "MVCompress3D") != "MVCompress3D":
             raise ValueError("state does not describe an MVCompress3D codec")
@@ -224,10 +224,10 @@ class MVCompress3D:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> MVCompress3D:
+    def load(cls, path: str | Path) -> MVWaveletCodec:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    def scaled(self, factor: float) -> MVCompress3D:
+    def scaled(self, factor: float) -> MVWaveletCodec:
         """The same codec with both step bounds multiplied by ``factor`` (rate control)."""
         return replace(self, q_min=self.q_min * factor, q_max=self.q_max * factor)
 
@@ -237,18 +237,19 @@ class MVCompress3D:
         d = len(self.levels)
         if array.ndim not in (d, d + 1):
             raise ValueError(
-                f"MVCompress3D with {d} levels expects [*spatial] or [C, *spatial] of {d} axes, got shape {array.shape}"
+                f"MVWaveletCodec with {d} levels expects [*spatial] or [C, *spatial] of {d} axes, "
+                f"got shape {array.shape}"
             )
         if array.dtype.name not in DTYPES:
-            raise TypeError(f"MVCompress3D supports dtypes {DTYPES}, got {array.dtype}")
+            raise TypeError(f"MVWaveletCodec supports dtypes {DTYPES}, got {array.dtype}")
         if self.is_lossless and array.dtype.name not in LOSSLESS_DTYPES:
             raise TypeError(f"lossless mode codes integer volumes of dtype {LOSSLESS_DTYPES}, got {array.dtype}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ValueError("MVCompress3D input contains NaN or infinite values")
+            raise ValueError("MVWaveletCodec input contains NaN or infinite values")
         channel_axis = array.ndim == d + 1
         data = array if channel_axis else array[None]
         if not 1 <= data.shape[0] <= MAX_CHANNELS:
-            raise ValueError(f"MVCompress3D accepts 1..{MAX_CHANNELS} channels, got {data.shape[0]}")
+            raise ValueError(f"MVWaveletCodec accepts 1..{MAX_CHANNELS} channels, got {data.shape[0]}")
         levels = tuple(min(lv, max_levels(n)) for lv, n in zip(self.levels, data.shape[1:], strict=True))
         if max(levels) < 1:
             raise ValueError(f"spatial shape {data.shape[1:]} is too small for any wavelet level")
@@ -302,7 +303,7 @@ class MVCompress3D:
         """Compress ``[*spatial]`` or ``[C, *spatial]`` into ``.mvc`` bytes.
 
         Args:
-            array: the volume (any of ``mvc_format.DTYPES``; torch tensors are moved to CPU numpy), or
+            array: the volume (any of ``format.DTYPES``; torch tensors are moved to CPU numpy), or
                 its :meth:`analyse` result (rate control re-uses one analysis for many step sets).
             affine: 4x4 voxel-to-world matrix stored verbatim (default identity).
             spacing: voxel size per spatial axis (default ones).
@@ -405,25 +406,25 @@ def compress_volume(
     array: np.ndarray | torch.Tensor,
     affine: np.ndarray | None = None,
     spacing: Sequence[float] | None = None,
-    codec: MVCompress3D | None = None,
+    codec: MVWaveletCodec | None = None,
 ) -> bytes:
     """Compress a volume (``[*spatial]`` or ``[C, *spatial]``) with ``codec`` (default parameters: the paper's)."""
-    return (codec or MVCompress3D()).encode(array, affine=affine, spacing=spacing)
+    return (codec or MVWaveletCodec()).encode(array, affine=affine, spacing=spacing)
 
 
 def decompress_volume(blob: bytes) -> tuple[np.ndarray, MVCHeader]:
     """Inverse of :func:`compress_volume`: ``(array, header)``; ``header.affine`` / ``.spacing`` as stored."""
-    return MVCompress3D.decode(blob)
+    return MVWaveletCodec.decode(blob)
 
 
 def encode_to_ratio(
-    codec: MVCompress3D,
+    codec: MVWaveletCodec,
     array: np.ndarray,
     target_ratio: float,
     affine: np.ndarray | None = None,
     spacing: Sequence[float] | None = None,
     rel_tol: float = 0.03,
-) -> tuple[MVCompress3D, bytes]:
+) -> tuple[MVWaveletCodec, bytes]:
     """Rate control: scale both step bounds of ``codec`` until the compression ratio is ``target_ratio``.
 
     The multiplier is searched on a log2 scale in ``[-8, 10]`` (:func:`rate_control.match_ratio`);

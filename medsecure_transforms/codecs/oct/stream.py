@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medsecure_transforms.networks.oct_codec import DOWNSAMPLING, SKIP_STRIDES
-
-from .entropy import decode_integers, encode_integers
-from .errors import CorruptStreamError
+from ...networks.oct_compression import DOWNSAMPLING, SKIP_STRIDES
+from ..entropy import decode_integers, encode_integers
+from ..errors import CorruptStreamError
 
 __all__ = ["MAGIC", "VERSION", "StreamHeader", "pack_stream", "unpack_stream"]
 

@@ -1,7 +1,7 @@
 """The learned OCT codec (Guo, Li, Li 2019): image -> quantized CNN maps -> entropy-coded stream, and back.
 
 Compression ratios: :func:`nominal_compression_ratio` is the paper's Eq. (1) (every symbol costs
-``log2 L`` bits); :meth:`OCTCodec.measured_ratio` divides the 8-bit image size by the bytes actually
+``log2 L`` bits); :meth:`LearnedOCTCodec.measured_ratio` divides the 8-bit image size by the bytes actually
 written (header and entropy coding included).
 """
 
@@ -15,12 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from medsecure_transforms.networks.oct_codec import DOWNSAMPLING, SKIP_STRIDES, OCTCodecNet
+from ...networks.oct_compression import DOWNSAMPLING, SKIP_STRIDES, OCTCodecNet
+from ..errors import CorruptStreamError
+from .stream import StreamHeader, pack_stream, unpack_stream
 
-from .errors import CorruptStreamError
-from .oct_bitstream import StreamHeader, pack_stream, unpack_stream
-
-__all__ = ["RATIO_PRESETS", "OCTCodec", "nominal_compression_ratio"]
+__all__ = ["RATIO_PRESETS", "LearnedOCTCodec", "nominal_compression_ratio"]
 
 RATIO_PRESETS: dict[int, tuple[int, int, int, int]] = {
     10: (16, 4, 4, 3),
@@ -49,7 +48,7 @@ def _padded(size: int) -> int:
     return -(-size // DOWNSAMPLING) * DOWNSAMPLING
 
 
-class OCTCodec:
+class LearnedOCTCodec:
     """Encoder/decoder around a trained :class:`OCTCodecNet`.
 
     Images are 2-D arrays in ``[0, 1]`` of any size up to 65535 per side; they are zero-padded at the
@@ -81,20 +80,22 @@ class OCTCodec:
     def _check_image(self, image: np.ndarray | torch.Tensor) -> np.ndarray:
         array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         if array.ndim != 2:
-            raise ValueError(f"OCTCodec expects a 2-D grayscale image [H, W], got shape {array.shape}")
+            raise ValueError(f"LearnedOCTCodec expects a 2-D grayscale image [H, W], got shape {array.shape}")
         if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"OCTCodec expects a float image in [0, 1], got dtype {array.dtype}")
+            raise TypeError(f"LearnedOCTCodec expects a float image in [0, 1], got dtype {array.dtype}")
         if not np.all(np.isfinite(array)):
-            raise ValueError("OCTCodec: image contains NaN or infinite values")
+            raise ValueError("LearnedOCTCodec: image contains NaN or infinite values")
         if array.min() < 0.0 or array.max() > 1.0:
-            raise ValueError(f"OCTCodec expects intensities in [0, 1], got [{array.min():.4g}, {array.max():.4g}]")
+            raise ValueError(
+                f"LearnedOCTCodec expects intensities in [0, 1], got [{array.min():.4g}, {array.max():.4g}]"
+            )
         if max(array.shape) > 65535 or min(array.shape) < 1:
-            raise ValueError(f"OCTCodec: image sides must be 1..65535, got {array.shape}")
+            raise ValueError(f"LearnedOCTCodec: image sides must be 1..65535, got {array.shape}")
         return array.astype(np.float32)
 
     @torch.no_grad()
     def compress(self, image: np.ndarray | torch.Tensor) -> bytes:
-        """Encode a ``[H, W]`` image in ``[0, 1]`` into a stream (see ``codecs/oct_bitstream.py``)."""
+        """Encode a ``[H, W]`` image in ``[0, 1]`` into a stream (see ``codecs/oct/stream.py``)."""
         array = self._check_image(image)
         h, w = array.shape
         ph, pw = _padded(h), _padded(w)
@@ -157,7 +158,7 @@ class OCTCodec:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> OCTCodec:
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> LearnedOCTCodec:
         """Load a file written by :meth:`save` (``torch.load(weights_only=True)``)."""
         blob = torch.load(path, map_location="cpu", weights_only=True)
         try:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..frequency.wavelet import REVERSIBLE_53, subband_names
-from .errors import CorruptStreamError
+from ...frequency.wavelet import REVERSIBLE_53, subband_names
+from ..errors import CorruptStreamError
 
 __all__ = [
     "DTYPES",

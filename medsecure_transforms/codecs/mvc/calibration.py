@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .mv_compress3d import MVCompress3D
+from .codec import MVWaveletCodec
 
 __all__ = ["PAPER_CANDIDATES", "calibrate_step_bounds"]
 
@@ -27,10 +27,10 @@ PAPER_CANDIDATES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 def calibrate_step_bounds(
     volumes: Sequence[np.ndarray],
     score: Callable[[int, np.ndarray], float],
-    codec: MVCompress3D | None = None,
+    codec: MVWaveletCodec | None = None,
     candidates: Sequence[float] = PAPER_CANDIDATES,
     tolerance: float = 0.01,
-) -> tuple[MVCompress3D, dict]:
+) -> tuple[MVWaveletCodec, dict]:
     """Run both corner cases and return the codec with the calibrated bounds and a JSON-ready report.
 
     Args:
@@ -43,7 +43,7 @@ def calibrate_step_bounds(
     Raises:
         ValueError: no volumes, or candidates not increasing and positive.
     """
-    codec = codec or MVCompress3D()
+    codec = codec or MVWaveletCodec()
     candidates = [float(q) for q in candidates]
     if not volumes:
         raise ValueError("calibrate_step_bounds needs at least one volume")
