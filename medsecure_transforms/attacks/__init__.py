@@ -10,9 +10,12 @@ from .asma import ASMA, asma_objective
 from .base import AttackResult, SegmentationAttack, foreground_iou, perturbation_norms, validate_attack_inputs
 from .dag import DAG, dag_active_pixels
 from .gradient import FGSM, PGD, project
+from .presets import ASMA_PRESETS, ASMAParams, asma_preset
 
 __all__ = [
     "ASMA",
+    "ASMA_PRESETS",
+    "ASMAParams",
     "BPDA",
     "DAG",
     "EOT",
@@ -21,6 +24,7 @@ __all__ = [
     "AttackResult",
     "SegmentationAttack",
     "apply_defense",
+    "asma_preset",
     "asma_objective",
     "dag_active_pixels",
     "foreground_iou",
