@@ -137,6 +137,27 @@ def test_bad_requests(skin_root, name, split, error, message):
         load_datalist(name, split, skin_root[0])
 
 
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("../outside.png", "leads outside the dataset folder"),
+        ("images/../../outside.png", "leads outside the dataset folder"),
+        ("ABSOLUTE", "absolute path"),
+    ],
+)
+def test_entries_outside_the_dataset_are_refused(skin_root, entry, message):
+    root, _ = skin_root
+    outside = root / "outside.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(outside)
+    entry = str(outside) if entry == "ABSOLUTE" else entry
+    meta = json.loads((root / "skin-ham10000" / "dataset.json").read_text())
+    meta["test"] = [{"image": entry, "label": "masks/c.png"}]
+    (root / "skin-ham10000" / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=rf"test\[0\] 'image': .*{message}"):
+        load_datalist("skin-ham10000", "test", root)
+    assert load_datalist("skin-ham10000", "test", root, allow_outside=True)[0]["image"] == str(outside.resolve())
+
+
 def test_missing_section_is_reported(skin_root):
     root, _ = skin_root
     meta = json.loads((root / "skin-ham10000" / "dataset.json").read_text())
