@@ -233,6 +233,28 @@ class TestLoopbackDownload:
         for name, data in self.members.items():
             assert (dest / name).read_bytes() == data
 
+    def test_unverified_download_is_refused_unless_allowed(self, loopback_server, tmp_path):
+        served, base = loopback_server
+        (served / "task.tar").write_bytes(archive_bytes("tar", self.members))
+        with pytest.raises(ValueError, match="publishes no checksum"):
+            download_dataset("skin-ham10000", tmp_path / "dest", url=f"{base}/task.tar")
+        assert not (tmp_path / "dest").exists()
+        dest = download_dataset("skin-ham10000", tmp_path / "dest", url=f"{base}/task.tar", allow_unverified=True)
+        assert (dest / "Task/images/x.txt").read_bytes() == b"voxels"
+
+    def test_archive_member_outside_the_target_is_refused(self, loopback_server, tmp_path):
+        served, base = loopback_server
+        payload = archive_bytes("zip", {"../escaped.txt": b"x"})
+        (served / "evil.zip").write_bytes(payload)
+        with pytest.raises(ValueError):
+            download_dataset(
+                "hippocampus-msd",
+                tmp_path / "dest",
+                url=f"{base}/evil.zip",
+                hash_value=hashlib.md5(payload).hexdigest(),
+            )
+        assert not (tmp_path / "escaped.txt").exists()
+
     def test_wrong_hash_fails(self, loopback_server, tmp_path):
         served, base = loopback_server
         (served / "task.tar").write_bytes(archive_bytes("tar", self.members))

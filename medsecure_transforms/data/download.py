@@ -1,9 +1,11 @@
 """Download of each dataset's *official* source archive with MONAI's checksum-verifying downloader.
 
 The project's tests and benchmarks use the curated copies in the data root (see its ``SOURCE.md`` files);
-this module fetches the original releases they were derived from. Only MSD publishes a checksum
-(MONAI's own ``DecathlonDataset`` table); for the other sources pass ``hash_value`` yourself once you
-have verified an archive, otherwise the download is not verified and a warning says so.
+this module fetches the original releases they were derived from. Every download is checksum-verified: only MSD
+publishes a checksum (MONAI's own ``DecathlonDataset`` table), so for the other sources pass ``hash_value`` once you
+have verified an archive; without one the download is refused unless ``allow_unverified=True`` is passed explicitly.
+Extraction uses MONAI's archive extraction, which refuses members leading outside the target folder (the floor
+``monai>=1.5.2`` in ``pyproject.toml`` carries the fixes of GHSA-x6ww-pf9m-m73m and GHSA-9rg3-9pvr-6p27).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def download_dataset(
     hash_value: str | None = None,
     hash_type: str | None = None,
     extract: bool = True,
+    allow_unverified: bool = False,
 ) -> Path:
     """Download (and extract) the official archive of ``name`` into ``dest_dir``.
 
@@ -37,17 +40,24 @@ def download_dataset(
         url: override the official URL (a mirror, or a local server in tests).
         hash_value, hash_type: override the registry checksum.
         extract: extract ``.zip``/``.tar`` archives after verification.
+        allow_unverified: download even when no checksum is known (logged as a warning).
 
     Returns:
         The downloaded file path (``extract=False`` or not an archive) or ``dest_dir``.
 
     Raises:
+        ValueError: no checksum is known for the source and ``allow_unverified`` is not set (nothing is fetched).
         RuntimeError: the checksum does not match (the downloaded file is deleted, nothing is extracted).
     """
     spec = get_spec(name)
     url = url or spec.url
     hash_value = hash_value if hash_value is not None else spec.hash_value
     hash_type = hash_type or spec.hash_type
+    if hash_value is None and not allow_unverified:
+        raise ValueError(
+            f"{name}: the source publishes no checksum; pass hash_value= (e.g. the md5 of an archive you verified) "
+            "or allow_unverified=True"
+        )
     if hash_value is None:
         logger.warning("%s: the source publishes no checksum; the download of %s is not verified", name, url)
     dest = Path(dest_dir)
