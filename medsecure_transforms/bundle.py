@@ -9,6 +9,7 @@ Every bundle follows the MONAI bundle layout (``configs/{metadata,train,evaluate
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -99,6 +100,11 @@ def load_bundle_network(name_or_path: str | os.PathLike, device: str | torch.dev
     network = bundle_config(folder, "inference.json").get_parsed_content("network_def", instantiate=True)
     network.load_state_dict(load_state_dict(weights, device))
     return network.to(device).eval()
+
+
+def weights_digest(name_or_path: str | os.PathLike) -> str:
+    """First 16 hex digits of the SHA-256 of the bundle's ``models/model.pt`` (identifies the trained weights)."""
+    return hashlib.sha256((bundle_dir(name_or_path) / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
 
 
 def bundle_preprocessing(

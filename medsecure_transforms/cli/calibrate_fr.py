@@ -1,8 +1,9 @@
 """``medsecure calibrate fr``: fit and auto-tune the FrequencyRefine DQ-table on a bundle's data.
 
 Band statistics come from the ``--std-split`` (training) images; the (QS1, QS2, QS3) grid is scored on the
-``--split`` (validation) images and their ASMA adversarial examples (crafted once); the chosen table maximises the
-mean adversarial IoU of ``--classes`` with mean benign IoU at most ``--max-benign-drop`` below the undefended one.
+``--split`` (validation) images and their ASMA adversarial examples (crafted once; default ``--attack-preset
+small_steps``); the chosen table maximises the mean adversarial IoU of ``--classes`` with mean benign IoU at most
+``--max-benign-drop`` below the undefended one.
 Writes ``<output>/fr_table.json`` (table + provenance), ``fr_grid.json`` and ``fr_pareto.png``.
 
     medsecure calibrate fr --bundle fundus_disc_seg --classes 1 2 --output results/fr/calibration/fundus
@@ -11,47 +12,16 @@ Writes ``<output>/fr_table.json`` (table + provenance), ``fr_grid.json`` and ``f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
-from ..attacks import ASMA
 from ..attacks.targets import OtherSampleMask
-from ..bundle import bundle_dir, load_bundle_network, load_split_tensors
+from ..bundle import load_bundle_network, load_split_tensors, weights_digest
 from ..defenses import coding_space_band_std
 from ..evaluation.fr_study import JPEG_CURVE, PAPER_GRID, craft_adversarial, grid_search, save_pareto_plot
-from .main import add_data_root_argument
-
-
-def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
-    """ASMA settings shared by calibration and reproduction. Defaults: many small steps as the authors' schedule
-    (2500 x 1e-7..1e-6), shortened to 200 x 5e-5..5e-4 for CPU; it reaches ~0.9 target IoU on Drishti-GS1."""
-    parser.add_argument("--max-iter", type=int, default=200, help="ASMA iterations (authors: 2500)")
-    parser.add_argument("--tau", type=float, default=5e-5, help="ASMA constant step multiplier (authors: 1e-7)")
-    parser.add_argument(
-        "--beta", type=float, default=5e-4, help="ASMA IoU-proportional step multiplier (authors: 1e-6)"
-    )
-    parser.add_argument("--max-linf", type=float, default=8 / 255, help="ASMA Linf budget (image units)")
-    parser.add_argument("--target-iou", type=float, default=0.9, help="ASMA stopping IoU with the target")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the target-mask draws")
-    parser.add_argument("--batch-size", type=int, default=4)
-
-
-def build_asma(args: argparse.Namespace) -> ASMA:
-    return ASMA(
-        max_iter=args.max_iter,
-        beta=args.beta,
-        tau=args.tau,
-        target_iou=args.target_iou,
-        max_linf=args.max_linf,
-        seed=args.seed,
-    )
-
-
-def weights_digest(bundle: str) -> str:
-    return hashlib.sha256((bundle_dir(bundle) / "models" / "model.pt").read_bytes()).hexdigest()[:16]
+from .arguments import add_attack_arguments, add_bundle_arguments, add_threads_argument, asma_from_args
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     std = coding_space_band_std(std_images, args.color)
     images, labels = load_split_tensors(args.bundle, args.split, args.data_root, args.limit)
     targets = OtherSampleMask(list(labels), seed=args.seed)(labels)
-    attack = build_asma(args)
+    attack = asma_from_args(args)
     adversarial = craft_adversarial(model, images, targets, attack, args.batch_size, desc=f"ASMA on {args.split}")
     grid = {"qs1": args.qs1, "qs2": args.qs2, "qs3": args.qs3}
     search = grid_search(
@@ -96,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     save_pareto_plot(
         search,
         out / "fr_pareto.png",
-        f"{args.bundle} {args.split} (n={len(images)}), ASMA {args.max_iter} it, Linf {args.max_linf:.3f}",
+        f"{args.bundle} {args.split} (n={len(images)}), ASMA {attack.max_iter} it, "
+        + ("no Linf budget" if attack.max_linf is None else f"Linf {attack.max_linf:.3f}"),
     )
     best, ref = search["best"], search["reference"]
     print(f"undefended: benign IoU {ref['benign_iou']:.4f}, adversarial IoU {ref['adversarial_iou']:.4f}")
@@ -107,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fr", help="fit + auto-tune the FrequencyRefine DQ-table (grid over QS1-3)")
-    add_data_root_argument(parser)
-    parser.add_argument("--bundle", default="fundus_disc_seg")
+    add_bundle_arguments(parser, "fundus_disc_seg", "validation", "first N samples of --split")
     parser.add_argument(
         "--classes",
         type=int,
@@ -117,8 +87,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="classes forming the scored structure (fundus optic disc: 1 2; skin lesion: 1)",
     )
     parser.add_argument("--std-split", default="training", help="split whose images give the band std")
-    parser.add_argument("--split", default="validation", help="split the grid is scored on")
-    parser.add_argument("--limit", type=int, default=None, help="first N samples of --split")
     parser.add_argument("--color", choices=("rgb", "ycbcr"), default="rgb")
     parser.add_argument("--qs1", type=float, nargs="+", default=list(PAPER_GRID["qs1"]))
     parser.add_argument("--qs2", type=float, nargs="+", default=list(PAPER_GRID["qs2"]))
@@ -127,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-benign-drop", type=float, default=0.01, help="allowed mean benign IoU drop (0.01 = 1 pt)"
     )
     parser.add_argument("--jpeg-qualities", type=int, nargs="+", default=list(JPEG_CURVE), help="JPEG(QF) curve")
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser, 2)
     parser.add_argument("--output", required=True, help="output folder")
-    add_attack_arguments(parser)
+    add_attack_arguments(parser, "small_steps", batch_size=4)
     parser.set_defaults(func=run)

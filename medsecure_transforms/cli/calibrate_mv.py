@@ -17,7 +17,7 @@ import torch
 
 from ..codecs.mvc import PAPER_CANDIDATES, MVWaveletCodec, calibrate_step_bounds
 from ..evaluation.mv3d_study import BundleSegmenter
-from .main import add_data_root_argument
+from .arguments import add_data_root_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

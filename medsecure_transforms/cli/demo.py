@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .main import add_data_root_argument
+from .arguments import add_data_root_argument
 
 BUNDLE = "fundus_disc_seg"
 DATASET = "fundus-drishti-gs1"
@@ -35,7 +35,9 @@ def register(subparsers) -> None:
     )
     add_data_root_argument(parser)
     parser.add_argument("--limit", type=int, default=4, help="test images to attack (default 4)")
-    parser.add_argument("--max-iter", type=int, default=60, help="ASMA iterations per image (default 60)")
+    parser.add_argument(
+        "--max-iter", type=int, default=60, help="ASMA iterations per image (preset authors_x1000; default 60)"
+    )
     parser.add_argument(
         "--scale",
         type=float,
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Build samples, the FR table and the attack; run the robustness engine; print the table."""
     from monai.data import Dataset
 
-    from ..attacks import ASMA
+    from ..attacks import asma_preset
     from ..attacks.targets import scale_mask
     from ..bundle import bundle_config, bundle_preprocessing, load_bundle_network
     from ..data import find_data_root, load_datalist, loading_transforms
@@ -88,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         source = "skimage.data.retina() (no data root found; scored vs the benign prediction)"
     table = fit_defensive_table(calibration_images, FR_STEPS, dataset=DATASET)
     defenses = {"JPEG85": JPEGQuantize(85), "JPEG50": JPEGQuantize(50), "FR": FrequencyRefine(table)}
-    # the authors' multipliers x 1000 within an 8/255 budget: the setting of results/attacks/fundus_asma
-    attack = ASMA(max_iter=args.max_iter, beta=1e-3, tau=1e-4, target_iou=0.8, max_linf=8 / 255)
+    attack = asma_preset("authors_x1000", max_iter=args.max_iter)
     print(f"medsecure demo: ASMA on {source}")
     report = evaluate_robustness(
         model,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..attacks import ASMA, BPDA, DAG, EOT, FGSM, PGD, SegmentationAttack
+from ..attacks import BPDA, DAG, EOT, FGSM, PGD, SegmentationAttack
 from ..attacks.targets import OtherSampleMask, erase_classes, scale_mask, shift_mask
-from .main import add_data_root_argument
+from .arguments import add_attack_arguments, add_bundle_arguments, add_threads_argument, asma_from_args
 
 ATTACKS = ("asma", "dag", "pgd", "fgsm")
 TARGETS = ("shift", "scale", "erase", "other")
@@ -32,19 +32,10 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--bundle", required=True, help="bundle name under bundles/ or a bundle folder")
-    parser.add_argument("--split", default="test", help="dataset split (default: test)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
-    add_data_root_argument(parser)
+    add_bundle_arguments(parser, None, "test", "evaluate only the first N samples")
     parser.add_argument("--output-dir", required=True, type=Path, help="reports and the MLflow store go here")
-    attack = parser.add_argument_group("attack")
-    attack.add_argument("--attack", choices=ATTACKS, default="asma")
-    attack.add_argument("--seed", type=int, default=0)
-    attack.add_argument("--max-iter", type=int, default=None, help="ASMA (default 2500) / DAG (default 200) iterations")
-    attack.add_argument("--beta", type=float, default=1e-6, help="ASMA IoU-proportional multiplier")
-    attack.add_argument("--tau", type=float, default=1e-7, help="ASMA constant multiplier")
-    attack.add_argument("--target-iou", type=float, default=0.8, help="ASMA stopping IoU with the target")
-    attack.add_argument("--max-linf", type=float, default=None, help="optional ASMA Linf budget (image units)")
+    attack = add_attack_arguments(parser, "authors", batch_size=1)
+    attack.add_argument("--attack", choices=ATTACKS, default="asma", help="attack (--max-iter: DAG default 200)")
     attack.add_argument("--gamma", type=float, default=0.5 / 255, help="DAG normalised step (image units)")
     attack.add_argument("--epsilon", type=float, default=8 / 255, help="PGD/FGSM ball radius (image units)")
     attack.add_argument("--step-size", type=float, default=2 / 255, help="PGD step size")
@@ -85,10 +76,9 @@ def register(subparsers) -> None:
         metavar="NAME=C1,C2",
         help="regions scored as unions of classes, e.g. disc=1,2 cup=2 (default: each class)",
     )
-    report.add_argument("--batch-size", type=int, default=1)
     report.add_argument("--panel-samples", type=int, default=4)
     report.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    report.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_argument(report, None)
     report.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.set_defaults(func=run)
 
@@ -96,14 +86,7 @@ def register(subparsers) -> None:
 def build_attack(args: argparse.Namespace) -> SegmentationAttack:
     """The attack named by ``--attack`` with its arguments."""
     if args.attack == "asma":
-        return ASMA(
-            max_iter=args.max_iter or 2500,
-            beta=args.beta,
-            tau=args.tau,
-            target_iou=args.target_iou,
-            max_linf=args.max_linf,
-            seed=args.seed,
-        )
+        return asma_from_args(args)
     if args.attack == "dag":
         return DAG(max_iter=args.max_iter or 200, gamma=args.gamma, seed=args.seed)
     if args.attack == "pgd":

@@ -24,13 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
-    """The shared ``--data-root`` flag (else ``$MEDSECURE_DATA_ROOT``, else ``../shared/data``)."""
-    parser.add_argument(
-        "--data-root", default=None, help="dataset root (default: $MEDSECURE_DATA_ROOT or ../shared/data)"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``medsecure`` console script."""
     args = build_parser().parse_args(argv)
