@@ -16,7 +16,7 @@ table, Laplace cross-entropy plus two floats) and codes once; otherwise it codes
 
 Constant arrays (including empty ones) need no payload at all.
 
-Layout (little-endian), see ``docs/mvc_format.md``::
+Layout (little-endian), see ``docs/mvc_format.md``; magic, version and CRC-32 are the frame of ``codecs.framing``::
 
     magic b"MSEI" | version u8 | model u8 | count u64 | min i32 | max i32 | model fields | payload | crc32 u32
 
@@ -35,6 +35,7 @@ import numpy as np
 
 from ..frequency.slabs import row_slabs
 from .errors import CorruptStreamError
+from .framing import frame, unframe
 
 __all__ = ["MAX_ALPHABET", "MAX_LAPLACE_SUPPORT", "decode_integers", "encode_integers"]
 
@@ -46,11 +47,10 @@ MAX_LAPLACE_SUPPORT = 2**20
 """Widest ``max - min + 1`` range coded with a quantized Laplace model."""
 
 _CONSTANT, _LAPLACE, _CATEGORICAL = 0, 1, 2
-_HEAD = struct.Struct("<4sBBQii")
+_HEAD = struct.Struct("<BQii")  # model, count, min, max (after the frame's magic and version)
 _LAPLACE_FIELDS = struct.Struct("<dd")
 _CATEGORICAL_FIELDS = struct.Struct("<iiBI")  # lo, hi, escape mode, zlib table bytes
 _NO_ESCAPE, _LAPLACE_ESCAPE, _RAW_ESCAPE = 0, 1, 2
-_CRC = struct.Struct("<I")
 _MIN_SCALE = 1e-3
 _CHUNK = 1 << 16
 """Symbols per histogram or decoding chunk: bounds the scratch of large streams."""
@@ -87,7 +87,7 @@ def encode_integers(values: np.ndarray) -> bytes:
     flat = flat.astype(np.int32, copy=False)
     vmin, vmax = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
     if vmin == vmax:
-        return _seal(_HEAD.pack(MAGIC, VERSION, _CONSTANT, flat.size, vmin, vmax))
+        return frame(MAGIC, VERSION, _HEAD.pack(_CONSTANT, flat.size, vmin, vmax))
     if not _laplace_fits(vmin, vmax):
         return _encode_categorical(flat, vmin, vmax)
     if vmax - vmin + 1 <= MAX_ALPHABET:  # one histogram holds every value: pick the model by ideal code length
@@ -116,18 +116,8 @@ def decode_integers(blob: bytes, max_count: int, out: np.ndarray | None = None) 
         CorruptStreamError: bad magic, version, model, checksum, header field or size, or a payload
             that does not decode to the declared histogram.
     """
-    blob = bytes(blob)
-    if len(blob) < _HEAD.size + _CRC.size:
-        raise CorruptStreamError(f"entropy stream of {len(blob)} bytes is shorter than its {_HEAD.size + 4}-byte frame")
-    (crc,) = _CRC.unpack_from(blob, len(blob) - _CRC.size)
-    body = blob[: -_CRC.size]
-    if zlib.crc32(body) != crc:
-        raise CorruptStreamError("entropy stream checksum mismatch (CRC-32)")
-    magic, version, model, count, vmin, vmax = _HEAD.unpack_from(body, 0)
-    if magic != MAGIC:
-        raise CorruptStreamError(f"entropy stream magic {magic!r} != {MAGIC!r}")
-    if version != VERSION:
-        raise CorruptStreamError(f"unsupported entropy stream version {version} (this reader knows {VERSION})")
+    _, body = unframe(blob, MAGIC, (VERSION,), "entropy", min_body=_HEAD.size)
+    model, count, vmin, vmax = _HEAD.unpack_from(body, 0)
     if count > max_count:
         raise CorruptStreamError(f"entropy stream declares {count} values, more than max_count={max_count}")
     if vmin > vmax:
@@ -151,18 +141,6 @@ def decode_integers(blob: bytes, max_count: int, out: np.ndarray | None = None) 
     if model == _LAPLACE:
         return _decode_laplace(rest, dest, vmin, vmax)
     return _decode_categorical(rest, dest, vmin, vmax)
-
-
-def _seal(*parts: bytes | np.ndarray) -> bytes:
-    """Concatenate ``parts`` (bytes, or range-coder words written as little-endian uint32) and append their CRC-32.
-
-    One copy of the payload: the words go into the result without an intermediate ``bytes``.
-    """
-    chunks = [p.astype("<u4", copy=False) if isinstance(p, np.ndarray) else p for p in parts]
-    crc = 0
-    for chunk in chunks:
-        crc = zlib.crc32(chunk, crc)
-    return b"".join([*chunks, _CRC.pack(crc)])
 
 
 def _laplace_fit(values: np.ndarray) -> tuple[float, float]:
@@ -208,6 +186,11 @@ def _laplace_fits(vmin: int, vmax: int) -> bool:
     return vmax - vmin + 1 <= MAX_LAPLACE_SUPPORT
 
 
+def _words_le(encoder: RangeEncoder) -> np.ndarray:
+    """The encoder's compressed words as little-endian ``uint32`` (framed without an intermediate ``bytes``)."""
+    return encoder.get_compressed().astype("<u4", copy=False)
+
+
 def _words(payload: bytes) -> np.ndarray:
     if len(payload) % 4:
         raise CorruptStreamError(f"entropy payload of {len(payload)} bytes is not a whole number of 32-bit words")
@@ -218,8 +201,8 @@ def _encode_laplace(flat: np.ndarray, vmin: int, vmax: int, params: tuple[float,
     mean, scale = params
     encoder = RangeEncoder()
     encoder.encode(flat, QuantizedLaplace(vmin, vmax, mean, scale))
-    head = _HEAD.pack(MAGIC, VERSION, _LAPLACE, flat.size, vmin, vmax) + _LAPLACE_FIELDS.pack(mean, scale)
-    return _seal(head, encoder.get_compressed())
+    head = _HEAD.pack(_LAPLACE, flat.size, vmin, vmax) + _LAPLACE_FIELDS.pack(mean, scale)
+    return frame(MAGIC, VERSION, head, _words_le(encoder))
 
 
 def _decode_laplace(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
@@ -264,7 +247,7 @@ def _categorical_stream(
     table = zlib.compress(counts.tobytes(), 9)
     encoder = RangeEncoder()
     encoder.encode(symbols, Categorical(counts.astype(np.float64), perfect=False))
-    head = _HEAD.pack(MAGIC, VERSION, _CATEGORICAL, count, vmin, vmax)
+    head = _HEAD.pack(_CATEGORICAL, count, vmin, vmax)
     head += _CATEGORICAL_FIELDS.pack(lo, hi, escape_mode, len(table)) + table
     if escape_mode == _LAPLACE_ESCAPE:
         mean, scale = _laplace_fit(escaped)
@@ -272,7 +255,7 @@ def _categorical_stream(
         encoder.encode(escaped, QuantizedLaplace(vmin, vmax, mean, scale))
     elif escape_mode == _RAW_ESCAPE:
         head += escaped.astype("<i4").tobytes()
-    return _seal(head, encoder.get_compressed())
+    return frame(MAGIC, VERSION, head, _words_le(encoder))
 
 
 def _decode_categorical(rest: bytes, dest: np.ndarray, vmin: int, vmax: int) -> np.ndarray:

@@ -7,20 +7,21 @@ Layout (little-endian; full field table in ``docs/mvc_format.md``)::
     per channel: intensity offset f64 | intensity scale f64 | steps f32 x S | stream bytes u32 x S
     streams (entropy.encode_integers blobs, channel-major, subband_names order) | crc32 u32
 
-``d`` is the number of spatial axes and ``S`` the number of subbands implied by ``levels``. The reader
-checks the checksum and every field (ranges, sizes, the sum of the stream lengths) before allocating.
+``d`` is the number of spatial axes and ``S`` the number of subbands implied by ``levels``; magic, version and
+CRC-32 are the frame of ``codecs.framing``. The reader checks the checksum and every field (ranges, sizes, the
+sum of the stream lengths) before allocating.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ...frequency.wavelet import REVERSIBLE_53, subband_names
 from ..errors import CorruptStreamError
+from ..framing import FRAME_BYTES, frame, unframe
 
 __all__ = [
     "DTYPES",
@@ -46,8 +47,7 @@ MAX_VOXELS = 2**28
 MAX_AXIS = 2**16 - 1
 MAX_CHANNELS = 64
 
-_FIXED = struct.Struct("<4sBBBBBH")
-_CRC = struct.Struct("<I")
+_FIXED = struct.Struct("<BBBBH")  # dtype, wavelet, spatial_dims, channel_axis, channels
 
 
 def max_levels(n: int) -> int:
@@ -103,8 +103,6 @@ def pack_mvc(header: MVCHeader, streams: list[list[bytes]]) -> bytes:
     names = subband_names(header.levels)
     parts = [
         _FIXED.pack(
-            MAGIC,
-            VERSION,
             DTYPES.index(header.dtype),
             WAVELETS.index(header.wavelet),
             d,
@@ -121,18 +119,17 @@ def pack_mvc(header: MVCHeader, streams: list[list[bytes]]) -> bytes:
         parts.append(struct.pack("<dd", *header.intensity[c]))
         parts.append(np.asarray([header.steps[c][n] for n in names], dtype="<f4").tobytes())
         parts.append(np.asarray([len(s) for s in streams[c]], dtype="<u4").tobytes())
-    body = b"".join(parts) + b"".join(b"".join(channel) for channel in streams)
-    return body + _CRC.pack(zlib.crc32(body))
+    return frame(MAGIC, VERSION, *parts, *(stream for channel in streams for stream in channel))
 
 
 class _Reader:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: memoryview) -> None:
         self.data, self.pos = data, 0
 
     def take(self, fmt: str) -> tuple:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.data):
-            raise CorruptStreamError(f"mvc header truncated at byte {self.pos} (needs {size} more)")
+            raise CorruptStreamError(f"mvc header truncated at body byte {self.pos} (needs {size} more)")
         values = struct.unpack_from(fmt, self.data, self.pos)
         self.pos += size
         return values
@@ -140,19 +137,9 @@ class _Reader:
 
 def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
     """Parse and validate an ``.mvc`` byte string; raises ``CorruptStreamError`` on any problem."""
-    blob = bytes(blob)
-    if len(blob) < _FIXED.size + _CRC.size:
-        raise CorruptStreamError(f"mvc stream of {len(blob)} bytes is too short to hold a header")
-    if blob[:4] != MAGIC:
-        raise CorruptStreamError(f"not an mvc stream: magic {blob[:4]!r} != {MAGIC!r}")
-    (crc,) = _CRC.unpack_from(blob, len(blob) - _CRC.size)
-    body = blob[: -_CRC.size]
-    if zlib.crc32(body) != crc:
-        raise CorruptStreamError("mvc checksum mismatch (CRC-32): the file is damaged or truncated")
+    _, body = unframe(blob, MAGIC, (VERSION,), "mvc", min_body=_FIXED.size)
     r = _Reader(body)
-    _, version, dtype_id, wavelet_id, d, channel_axis, channels = r.take(_FIXED.format)
-    if version != VERSION:
-        raise CorruptStreamError(f"unsupported mvc version {version} (this reader knows {VERSION})")
+    dtype_id, wavelet_id, d, channel_axis, channels = r.take(_FIXED.format)
     if dtype_id >= len(DTYPES) or wavelet_id >= len(WAVELETS):
         raise CorruptStreamError(f"mvc dtype id {dtype_id} or wavelet id {wavelet_id} unknown")
     if d not in (2, 3) or channel_axis not in (0, 1) or not 1 <= channels <= MAX_CHANNELS:
@@ -181,7 +168,7 @@ def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
         affine=affine,
         spacing=tuple(spacing),
         reconstruction_offset=float(offset),
-        compressed_bytes=len(blob),
+        compressed_bytes=len(body) + FRAME_BYTES,
     )
     lengths = []
     for _ in range(channels):
@@ -206,7 +193,7 @@ def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
     for sizes in lengths:
         channel = []
         for size in sizes:
-            channel.append(body[r.pos : r.pos + size])
+            channel.append(bytes(body[r.pos : r.pos + size]))
             r.pos += size
         streams.append(channel)
     return header, streams

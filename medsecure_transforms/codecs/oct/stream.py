@@ -8,13 +8,13 @@ Layout (little-endian)::
 ``height x width`` is the image size, ``padded_*`` the network input size (multiples of 32);
 ``model_id`` fingerprints the weights that wrote the stream (a stream from another model or ratio
 is refused); the payload holds the quantized maps ``q0, q1, q2, q3`` (absent ones skipped) flattened
-in C order and concatenated, as integers in ``[-(L-1)/2, (L-1)/2]``. The CRC-32 covers every byte before it.
+in C order and concatenated, as integers in ``[-(L-1)/2, (L-1)/2]``. The CRC-32 covers every byte before it;
+magic, version and CRC-32 are the frame of ``codecs.framing``.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,13 +22,13 @@ import numpy as np
 from ...networks.oct_compression import DOWNSAMPLING, SKIP_STRIDES
 from ..entropy import decode_integers, encode_integers
 from ..errors import CorruptStreamError
+from ..framing import frame, unframe
 
 __all__ = ["MAGIC", "VERSION", "StreamHeader", "pack_stream", "unpack_stream"]
 
 MAGIC = b"MOCT"
 VERSION = 1
-_HEAD = struct.Struct("<4sBB4H4HII")
-_CRC = struct.Struct("<I")
+_HEAD = struct.Struct("<B4H4HII")  # levels, C0..C3, height, width, padded sides, model_id, payload bytes
 _STRIDES = (DOWNSAMPLING, *SKIP_STRIDES)
 
 
@@ -68,20 +68,15 @@ def pack_stream(header: StreamHeader, maps: list[np.ndarray]) -> bytes:
     if symbols.size != header.symbol_count:
         raise ValueError(f"maps hold {symbols.size} values, the header declares {header.symbol_count}")
     payload = encode_integers(symbols)
-    body = (
-        _HEAD.pack(
-            MAGIC,
-            VERSION,
-            header.levels,
-            *header.latent_channels,
-            *header.image_shape,
-            *header.padded_shape,
-            header.model_id,
-            len(payload),
-        )
-        + payload
+    head = _HEAD.pack(
+        header.levels,
+        *header.latent_channels,
+        *header.image_shape,
+        *header.padded_shape,
+        header.model_id,
+        len(payload),
     )
-    return body + _CRC.pack(zlib.crc32(body))
+    return frame(MAGIC, VERSION, head, payload)
 
 
 def unpack_stream(blob: bytes) -> tuple[StreamHeader, np.ndarray]:
@@ -91,18 +86,8 @@ def unpack_stream(blob: bytes) -> tuple[StreamHeader, np.ndarray]:
         CorruptStreamError: short stream, checksum, magic, version, header fields, payload size, or
             symbols outside the quantizer range.
     """
-    blob = bytes(blob)
-    if len(blob) < _HEAD.size + _CRC.size:
-        raise CorruptStreamError(f"OCT stream of {len(blob)} bytes is shorter than its header")
-    (crc,) = _CRC.unpack_from(blob, len(blob) - _CRC.size)
-    body = blob[: -_CRC.size]
-    if zlib.crc32(body) != crc:
-        raise CorruptStreamError("OCT stream checksum mismatch (CRC-32)")
-    magic, version, levels, c0, c1, c2, c3, h, w, ph, pw, model_id, size = _HEAD.unpack_from(body, 0)
-    if magic != MAGIC:
-        raise CorruptStreamError(f"not an OCT codec stream: magic {magic!r} != {MAGIC!r}")
-    if version != VERSION:
-        raise CorruptStreamError(f"unsupported OCT stream version {version} (this reader knows {VERSION})")
+    _, body = unframe(blob, MAGIC, (VERSION,), "OCT", min_body=_HEAD.size)
+    levels, c0, c1, c2, c3, h, w, ph, pw, model_id, size = _HEAD.unpack_from(body, 0)
     header = StreamHeader(levels, (c0, c1, c2, c3), (h, w), (ph, pw), model_id)
     header.validate()
     if size != len(body) - _HEAD.size:
