@@ -60,3 +60,17 @@ def asma_from_args(args: argparse.Namespace) -> ASMA:
     """:class:`ASMA` of ``--attack-preset`` with every explicit override flag and ``--seed`` applied."""
     overrides = {k: getattr(args, k) for k in ASMA_OVERRIDES if getattr(args, k) is not None}
     return asma_preset(args.attack_preset, seed=args.seed, **overrides)
+
+
+def command_line(prog: str, args: argparse.Namespace) -> str:
+    """``prog`` followed by every set flag of ``args`` (``None`` and ``False`` left out): the command that reruns it."""
+    flags = []
+    for key, value in vars(args).items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        else:
+            flags.append(f"{flag} {' '.join(map(str, value)) if isinstance(value, list) else value}")
+    return " ".join([prog, *flags])
