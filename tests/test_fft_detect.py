@@ -144,7 +144,7 @@ class TestFFTDetector(unittest.TestCase):
                 FFTDetector.load(garbage)
             wrong = Path(tmp) / "wrong.pt"
             torch.save({"weights": torch.zeros(1)}, wrong)
-            with self.assertRaisesRegex(ValueError, "'state_dict' and a JSON 'metadata'"):
+            with self.assertRaisesRegex(ValueError, r"'state', 'version'\], found \['weights'\]"):
                 FFTDetector.load(wrong)
             code = Path(tmp) / "code.pt"
             torch.save({"state_dict": {}, "metadata": Halve()}, code)  # a pickled object: weights_only refuses it

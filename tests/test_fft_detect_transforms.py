@@ -110,7 +110,7 @@ class TestFFTDetect(unittest.TestCase):
             self.assertEqual(Reform(Path(tmp) / "r.pt")(np.zeros((1, 8, 8), np.float32)).shape, (1, 8, 8))
             with self.assertRaisesRegex(ValueError, "expected 'frequency'"):
                 FFTDetect(Path(tmp) / "d.pt", expected_domain="frequency")
-            with self.assertRaisesRegex(ValueError, "artefact kind is 'reformer', expected 'fft_detector'"):
+            with self.assertRaisesRegex(ValueError, "fft_detector' version 1, found format 'medsecure.reformer'"):
                 FFTDetect(Path(tmp) / "r.pt")
 
     def test_bad_input(self):

@@ -126,7 +126,7 @@ class TestSerialisation(unittest.TestCase):
     def test_bad_json(self, _, payload, message):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "t.json"
-            path.write_text(json.dumps(payload))
+            path.write_text(json.dumps({"format": QuantTable.FORMAT, "version": QuantTable.VERSION, **payload}))
             with self.assertRaisesRegex(ValueError, message):
                 QuantTable.load(path)
 

@@ -44,7 +44,7 @@ class TestReformer(unittest.TestCase):
             self.assertEqual((loaded.clip, loaded.name), ((0.0, 1.0), "unet"))
             with self.assertRaisesRegex(ValueError, "expects 2 channels, expected 1"):
                 Reformer.load(Path(tmp) / "r.pt", in_channels=1)
-            with self.assertRaisesRegex(ValueError, "kind is 'reformer', expected 'fft_detector'"):
+            with self.assertRaisesRegex(ValueError, "fft_detector' version 1, found format 'medsecure.reformer'"):
                 FFTDetector.load(Path(tmp) / "r.pt")
 
     def test_bad_input(self):

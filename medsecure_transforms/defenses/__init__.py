@@ -18,5 +18,5 @@ from .quant_tables import (
     fixed_layout_table,
     jpeg_table,
 )
-from .reconstruction import ARCHITECTURES, ReconstructionModel, build_network
+from .reconstruction import ARCHITECTURES, ReconstructionDefense, ReconstructionModel, build_network
 from .reformer import Reformer

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from .reconstruction import ReconstructionModel, load_artefact, save_artefact
-
-DETECTOR_KIND = "fft_detector"
+from .reconstruction import ReconstructionDefense, ReconstructionModel
 
 
 class AdversarialInputRejected(RuntimeError):
@@ -74,7 +73,15 @@ def threshold_at_fpr(scores: torch.Tensor | np.ndarray, t_fp: float) -> tuple[fl
     return threshold, stats
 
 
-class FFTDetector:
+def _check_threshold(threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite reconstruction error >= 0 (or None), got {threshold}")
+    return float(threshold)
+
+
+class FFTDetector(ReconstructionDefense):
     """Reconstruction-error detector in the spatial, Fourier or shifted-Fourier domain.
 
     Args:
@@ -84,7 +91,12 @@ class FFTDetector:
         p: order of the reconstruction-error norm (``p >= 1``; ``math.inf`` for the max norm).
         network_kwargs: extra architecture arguments.
         device: torch device.
+        threshold: ``t_re`` (finite, ``>= 0``), ``None`` until :meth:`calibrate` sets it.
     """
+
+    FORMAT = "medsecure.fft_detector"
+    VERSION = 1
+    NOUN = "detector"
 
     def __init__(
         self,
@@ -94,34 +106,33 @@ class FFTDetector:
         p: float = 2.0,
         network_kwargs: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
+        threshold: float | None = None,
     ) -> None:
         if not p >= 1.0:
             raise ValueError(f"p must be >= 1, got {p}")
         self.model = ReconstructionModel(arch, in_channels, domain, network_kwargs, device)
         self.p = float(p)
-        self.threshold: float | None = None
+        self.threshold = threshold
         self.calibration: dict[str, Any] = {}
         self.training: dict[str, Any] = {}
+
+    @property
+    def threshold(self) -> float | None:
+        """``t_re``: scores above it are flagged (checked finite and ``>= 0`` when set)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self._threshold = _check_threshold(value)
 
     @property
     def domain(self) -> str:
         return self.model.domain
 
     @property
-    def in_channels(self) -> int:
-        return self.model.in_channels
-
-    @property
     def name(self) -> str:
         """``<arch>_<domain>`` for the networks, ``autoencoder1``/``autoencoder2`` for the MagNet baselines."""
         return self.model.arch if self.model.arch.startswith("autoencoder") else f"{self.model.arch}_{self.domain}"
-
-    def fit(self, images: torch.Tensor | np.ndarray, **kwargs: Any) -> list[float]:
-        """Train on clean ``[N, C, H, W]`` images in ``[0, 1]``; see :meth:`ReconstructionModel.fit` for ``kwargs``."""
-        history = self.model.fit(images, **kwargs)
-        self.training = {"n_images": len(images), "final_loss": history[-1], **kwargs}
-        self.training.pop("progress", None)
-        return history
 
     def scores(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Reconstruction errors ``[B]`` of a batch ``[B, C, H, W]`` (differentiable, for adaptive attacks)."""
@@ -150,19 +161,33 @@ class FFTDetector:
             scores = self.scores(x)
         return scores, scores > self.threshold
 
-    def state(self) -> dict[str, Any]:
-        """JSON-serialisable state besides the weights."""
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (network, ``p``, ``threshold``) and the calibration and training records."""
         return {
-            "kind": DETECTOR_KIND,
-            "p": self.p if math.isfinite(self.p) else "inf",
+            **self.model.config(),
+            "p": self.p,
             "threshold": self.threshold,
             "calibration": self.calibration,
             "training": self.training,
         }
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write weights + JSON state (domain, p, threshold, t_fp, calibration statistics) to one file."""
-        save_artefact(path, self.model, self.state())
+    @classmethod
+    def from_state(
+        cls, config: Mapping[str, Any], state: Mapping[str, torch.Tensor], device: str | torch.device = "cpu"
+    ) -> FFTDetector:
+        """A detector from :meth:`config` and network weights, built (and checked) by the constructor."""
+        detector = cls(
+            config["arch"],
+            config["in_channels"],
+            config["domain"],
+            config["p"],
+            config["network_kwargs"],
+            device,
+            config["threshold"],
+        )
+        detector.model.load_weights(state)
+        detector.calibration, detector.training = dict(config["calibration"]), dict(config["training"])
+        return detector
 
     @classmethod
     def load(
@@ -173,14 +198,7 @@ class FFTDetector:
         in_channels: int | None = None,
     ) -> FFTDetector:
         """Load an artefact; ``domain`` / ``in_channels``, when given, must match the stored ones (``ValueError``)."""
-        model, meta = load_artefact(path, DETECTOR_KIND, device)
-        if domain is not None and model.domain != domain:
-            raise ValueError(f"{path}: detector was trained on domain {model.domain!r}, expected {domain!r}")
-        if in_channels is not None and model.in_channels != in_channels:
-            raise ValueError(f"{path}: detector expects {model.in_channels} channels, expected {in_channels}")
-        p = math.inf if meta["p"] == "inf" else float(meta["p"])
-        detector = cls.__new__(cls)
-        detector.model, detector.p = model, p
-        detector.threshold = meta["threshold"]
-        detector.calibration, detector.training = meta["calibration"], meta["training"]
+        detector = super().load(path, device, in_channels)
+        if domain is not None and detector.domain != domain:
+            raise ValueError(f"{path}: detector was trained on domain {detector.domain!r}, expected {domain!r}")
         return detector

@@ -8,14 +8,15 @@ the 8-bit pixel scale with the orthonormal DCT (a DC step of ``q`` moves a flat 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from ..artefacts import load_json, save_json
 from ..frequency.dct import BLOCK, block_dct2, pad_to_block, to_blocks
 
 # ITU-T T.81 Annex K, tables K.1 (luminance) and K.2 (chrominance), quality 50.
@@ -52,6 +53,9 @@ class QuantTable:
         provenance: JSON-serialisable record of how the table was made (dataset, QS values, band ranks ...).
     """
 
+    FORMAT: ClassVar[str] = "medsecure.quant_table"
+    VERSION: ClassVar[int] = 1
+
     steps: tuple[tuple[float, ...], ...]
     name: str = "custom"
     provenance: dict = field(default_factory=dict, compare=False)
@@ -78,20 +82,13 @@ class QuantTable:
         return cls(steps=data["steps"], name=str(data.get("name", "custom")), provenance=data.get("provenance", {}))
 
     def save(self, path: str | Path) -> Path:
-        """Write the table as JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write the table as a JSON artefact (:mod:`medsecure_transforms.artefacts`); returns the path."""
+        return save_json(path, self.FORMAT, self.VERSION, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> QuantTable:
-        """Read a table written by :meth:`save` (plain JSON, validated)."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
-        return cls.from_dict(data)
+        """Read a table written by :meth:`save` (validated by the constructor)."""
+        return load_json(path, cls.FORMAT, cls.VERSION, cls.from_dict)
 
 
 def as_quant_table(table: QuantTable | str | Path | Mapping | Sequence | np.ndarray | torch.Tensor) -> QuantTable:

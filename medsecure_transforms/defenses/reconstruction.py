@@ -7,18 +7,18 @@ domain, see :mod:`medsecure_transforms.frequency.fourier`). Architectures (``arc
 * ``"unet"``: MONAI ``UNet`` (channels 16-32-64-128, one residual unit per level);
 * ``"densenet"``: :class:`~medsecure_transforms.networks.FCDenseNet` (Tiramisu-style).
 
-An artefact is ONE file written by ``torch.save`` holding ``{"state_dict": ..., "metadata": <JSON string>}``; it
-is read with ``torch.load(weights_only=True)``, so loading never unpickles code. The JSON names the architecture
-and its arguments, so the network is rebuilt before the weights are loaded.
+:class:`ReconstructionDefense` is their common base: the training record and the artefact (one torch artefact of
+:mod:`medsecure_transforms.artefacts` whose ``config`` names the architecture and its arguments, so the network is
+rebuilt through the constructor before the weights are loaded).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
-from collections.abc import Callable
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -26,11 +26,11 @@ from monai.networks.nets import UNet
 from torch import nn
 from tqdm import tqdm
 
-from medsecure_transforms.frequency.fourier import DOMAINS, to_domain
-from medsecure_transforms.networks import FCDenseNet, MagNetAutoEncoderI, MagNetAutoEncoderII
+from ..artefacts import load_torch, save_torch
+from ..frequency.fourier import DOMAINS, to_domain
+from ..networks import FCDenseNet, MagNetAutoEncoderI, MagNetAutoEncoderII
 
-ARTEFACT_FORMAT = "medsecure-reconstruction"
-ARTEFACT_VERSION = 1
+D = TypeVar("D", bound="ReconstructionDefense")
 
 
 def _unet(in_channels: int, channels: tuple[int, ...] = (16, 32, 64, 128), num_res_units: int = 1) -> nn.Module:
@@ -170,56 +170,75 @@ class ReconstructionModel:
         self.network.eval()
         return history
 
-    def metadata(self) -> dict[str, Any]:
-        """JSON-serialisable description of the network (architecture, channels, domain)."""
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments except ``device`` (JSON-serialisable)."""
         return {
-            "format": ARTEFACT_FORMAT,
-            "version": ARTEFACT_VERSION,
             "arch": self.arch,
             "in_channels": self.in_channels,
             "domain": self.domain,
             "network_kwargs": self.network_kwargs,
         }
 
+    def load_weights(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load a ``state_dict`` into the network (strict).
 
-def save_artefact(path: str | os.PathLike, model: ReconstructionModel, extra: dict[str, Any]) -> None:
-    """Write ``model``'s weights and ``metadata() | extra`` (JSON) to one ``torch.save`` file."""
-    meta = {**model.metadata(), **extra}
-    text = json.dumps(meta, sort_keys=True, allow_nan=False)
-    state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
-    torch.save({"state_dict": state, "metadata": text}, os.fspath(path))
+        Raises:
+            ValueError: the weights do not fit the architecture.
+        """
+        try:
+            self.network.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"weights do not match architecture {self.arch!r}: {err}") from err
 
 
-def load_artefact(
-    path: str | os.PathLike, kind: str, device: str | torch.device = "cpu"
-) -> tuple[ReconstructionModel, dict[str, Any]]:
-    """Read an artefact written by :func:`save_artefact` whose ``kind`` field equals ``kind``.
+class ReconstructionDefense(ABC):
+    """Base of the defenses built on one :class:`ReconstructionModel`: training record and artefact save/load.
 
-    Raises:
-        ValueError: the file is not such an artefact, has another version or kind, or its weights do not fit.
+    An artefact is a torch artefact (:mod:`medsecure_transforms.artefacts`) of format :attr:`FORMAT` whose
+    ``config`` is :meth:`config` and whose ``state`` is the network's ``state_dict``; :meth:`load` rebuilds the
+    object through :meth:`from_state`, i.e. through the constructor and its checks.
     """
-    try:
-        blob = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: not a readable torch artefact ({err})") from err
-    if not isinstance(blob, dict) or set(blob) != {"state_dict", "metadata"} or not isinstance(blob["metadata"], str):
-        raise ValueError(f"{path}: expected a dict with 'state_dict' and a JSON 'metadata' string")
-    try:
-        meta = json.loads(blob["metadata"])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: metadata is not valid JSON ({err})") from err
-    if meta.get("format") != ARTEFACT_FORMAT or meta.get("version") != ARTEFACT_VERSION:
-        raise ValueError(
-            f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}, "
-            f"expected {ARTEFACT_FORMAT!r} version {ARTEFACT_VERSION}"
-        )
-    if meta.get("kind") != kind:
-        raise ValueError(f"{path}: artefact kind is {meta.get('kind')!r}, expected {kind!r}")
-    model = ReconstructionModel(meta["arch"], meta["in_channels"], meta["domain"], meta["network_kwargs"], device)
-    try:
-        model.network.load_state_dict(blob["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not match architecture {meta['arch']!r}: {err}") from err
-    return model, meta
+
+    FORMAT: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    NOUN: ClassVar[str]
+    """What the defense is called in error messages ("detector", "reformer")."""
+
+    model: ReconstructionModel
+    training: dict[str, Any]
+
+    @property
+    def in_channels(self) -> int:
+        return self.model.in_channels
+
+    def fit(self, images: torch.Tensor | np.ndarray, **kwargs: Any) -> list[float]:
+        """Train on clean ``[N, C, H, W]`` images; see :meth:`ReconstructionModel.fit` for ``kwargs``."""
+        history = self.model.fit(images, **kwargs)
+        self.training = {"n_images": len(images), "final_loss": history[-1], **kwargs}
+        self.training.pop("progress", None)
+        return history
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (without ``device``) and records, JSON-serialisable."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(
+        cls: type[D], config: Mapping[str, Any], state: Mapping[str, torch.Tensor], device: str | torch.device = "cpu"
+    ) -> D:
+        """Construct from :meth:`config` and network weights (validated like a direct construction)."""
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights and :meth:`config` to one artefact file; returns the path."""
+        return save_torch(path, self.FORMAT, self.VERSION, self.config(), self.model.network.state_dict())
+
+    @classmethod
+    def load(
+        cls: type[D], path: str | os.PathLike, device: str | torch.device = "cpu", in_channels: int | None = None
+    ) -> D:
+        """Load an artefact; ``in_channels``, when given, must match the stored channel count (else ``ValueError``)."""
+        loaded = load_torch(path, cls.FORMAT, cls.VERSION, lambda config, state: cls.from_state(config, state, device))
+        if in_channels is not None and loaded.in_channels != in_channels:
+            raise ValueError(f"{path}: {cls.NOUN} expects {loaded.in_channels} channels, expected {in_channels}")
+        return loaded

@@ -6,18 +6,16 @@ the target segmentation network sees ``clip(R(x))`` instead of ``x``.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from .reconstruction import ReconstructionModel, load_artefact, save_artefact
-
-REFORMER_KIND = "reformer"
+from .reconstruction import ReconstructionDefense, ReconstructionModel
 
 
-class Reformer:
+class Reformer(ReconstructionDefense):
     """Spatial-domain reconstruction network applied before the target model.
 
     Args:
@@ -27,6 +25,10 @@ class Reformer:
         network_kwargs: extra architecture arguments.
         device: torch device.
     """
+
+    FORMAT = "medsecure.reformer"
+    VERSION = 1
+    NOUN = "reformer"
 
     def __init__(
         self,
@@ -43,37 +45,26 @@ class Reformer:
         self.training: dict[str, Any] = {}
 
     @property
-    def in_channels(self) -> int:
-        return self.model.in_channels
-
-    @property
     def name(self) -> str:
         return self.model.arch
-
-    def fit(self, images: torch.Tensor | np.ndarray, **kwargs: Any) -> list[float]:
-        """Train on clean ``[N, C, H, W]`` images; see :meth:`ReconstructionModel.fit` (e.g. ``noise_std``)."""
-        history = self.model.fit(images, **kwargs)
-        self.training = {"n_images": len(images), "final_loss": history[-1], **kwargs}
-        self.training.pop("progress", None)
-        return history
 
     def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Reformed batch ``[B, C, H, W]`` clipped to ``clip``; differentiable (BPDA is not needed to attack it)."""
         _, recon = self.model.reconstruct(x)
         return recon.clamp(*self.clip)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write weights + JSON state (architecture, clip range, training recipe) to one file."""
-        save_artefact(path, self.model, {"kind": REFORMER_KIND, "clip": list(self.clip), "training": self.training})
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (network, clip range) and the training record."""
+        model = self.model.config()
+        del model["domain"]  # always spatial
+        return {**model, "clip": list(self.clip), "training": self.training}
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu", in_channels: int | None = None
+    def from_state(
+        cls, config: Mapping[str, Any], state: Mapping[str, torch.Tensor], device: str | torch.device = "cpu"
     ) -> Reformer:
-        """Load an artefact; ``in_channels``, when given, must match the stored channel count (else ``ValueError``)."""
-        model, meta = load_artefact(path, REFORMER_KIND, device)
-        if in_channels is not None and model.in_channels != in_channels:
-            raise ValueError(f"{path}: reformer expects {model.in_channels} channels, expected {in_channels}")
-        reformer = cls.__new__(cls)
-        reformer.model, reformer.clip, reformer.training = model, tuple(meta["clip"]), meta["training"]
+        """A reformer from :meth:`config` and network weights, built (and checked) by the constructor."""
+        reformer = cls(config["arch"], config["in_channels"], tuple(config["clip"]), config["network_kwargs"], device)
+        reformer.model.load_weights(state)
+        reformer.training = dict(config["training"])
         return reformer
