@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unittest
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,7 +18,9 @@ from medsecure_transforms.attacks import (
     FGSM,
     PGD,
     AttackResult,
+    SegmentationAttack,
     apply_defense,
+    attack_param,
     dag_active_pixels,
     foreground_iou,
 )
@@ -307,6 +310,39 @@ class TestBadInput(unittest.TestCase):
     def test_bad_parameters(self, _, make):
         with self.assertRaises(ValueError):
             make()
+
+
+@dataclass(eq=False)
+class Nudge(SegmentationAttack):
+    """A one-parameter attack declared like the package's: ``size`` > 0, added to every voxel."""
+
+    size: float = attack_param(0.1, float, lambda v: v > 0, "> 0")
+
+    def _attack(self, model, images, target, logits):
+        return self._box(images + self.size), torch.ones(images.shape[0], dtype=torch.long)
+
+
+class TestDeclaredParameters(unittest.TestCase):
+    def test_params_conversion_and_checks_come_from_the_declaration(self):
+        attack = Nudge(1, seed=3, clip=(0, 2))
+        self.assertEqual(attack.params(), {"name": "Nudge", "clip": (0.0, 2.0), "seed": 3, "size": 1.0})
+        self.assertIsInstance(attack.size, float)
+        with self.assertRaisesRegex(ValueError, "size must be > 0, got -1"):
+            Nudge(-1)
+        with self.assertRaisesRegex(ValueError, r"clip must be \(low, high\) with low < high"):
+            Nudge(clip=(1, 0))
+        result = attack(small_cnn(), torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4, dtype=torch.long))
+        self.assertEqual(result.params["size"], 1.0)
+        torch.testing.assert_close(result.adversarial, torch.ones(1, 1, 4, 4))
+
+    def test_params_order_is_stable(self):  # reproduce scripts key their caches on json.dumps(attack.params())
+        self.assertEqual(
+            list(PGD().params()),
+            ["name", "clip", "seed", "epsilon", "step_size", "steps", "norm", "targeted", "random_start"],
+        )
+        self.assertEqual(
+            list(ASMA().params()), ["name", "clip", "seed", "max_iter", "beta", "tau", "target_iou", "max_linf"]
+        )
 
 
 class TestAdaptive(unittest.TestCase):

@@ -7,7 +7,15 @@ live in :mod:`medsecure_transforms.attacks.targets`.
 
 from .adaptive import BPDA, EOT, apply_defense
 from .asma import ASMA, asma_objective
-from .base import AttackResult, SegmentationAttack, foreground_iou, perturbation_norms, validate_attack_inputs
+from .base import (
+    AttackResult,
+    SegmentationAttack,
+    active_set_loop,
+    attack_param,
+    foreground_iou,
+    perturbation_norms,
+    validate_attack_inputs,
+)
 from .dag import DAG, dag_active_pixels
 from .gradient import FGSM, PGD, project
 from .presets import ASMA_PRESETS, ASMAParams, asma_preset
@@ -23,9 +31,11 @@ __all__ = [
     "PGD",
     "AttackResult",
     "SegmentationAttack",
+    "active_set_loop",
     "apply_defense",
     "asma_preset",
     "asma_objective",
+    "attack_param",
     "dag_active_pixels",
     "foreground_iou",
     "perturbation_norms",

@@ -13,10 +13,12 @@ iterations at most). Batched: every sample keeps its own multiplier and stops on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from monai.networks.utils import one_hot
 
-from .base import SegmentationAttack, foreground_iou
+from .base import SegmentationAttack, active_set_loop, attack_param, foreground_iou
 
 __all__ = ["ASMA", "asma_objective"]
 
@@ -40,6 +42,7 @@ def asma_objective(
     return (logits * mask).flatten(1).sum(dim=1) - (images - originals).pow(2).flatten(1).sum(dim=1)
 
 
+@dataclass(eq=False)
 class ASMA(SegmentationAttack):
     """Targeted ASMA for 2D/3D segmentation networks returning logits ``[B, K, *spatial]``.
 
@@ -56,40 +59,11 @@ class ASMA(SegmentationAttack):
 
     targeted = True
 
-    def __init__(
-        self,
-        max_iter: int = 2500,
-        beta: float = 1e-6,
-        tau: float = 1e-7,
-        target_iou: float = 0.8,
-        max_linf: float | None = None,
-        clip: tuple[float, float] | None = (0.0, 1.0),
-        seed: int = 0,
-    ) -> None:
-        super().__init__(clip=clip, seed=seed)
-        if int(max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-        if beta < 0 or tau <= 0:
-            raise ValueError(f"need beta >= 0 and tau > 0, got beta={beta}, tau={tau}")
-        if not 0.0 < target_iou <= 1.0:
-            raise ValueError(f"target_iou must lie in (0, 1], got {target_iou}")
-        if max_linf is not None and max_linf <= 0:
-            raise ValueError(f"max_linf must be > 0 (or None), got {max_linf}")
-        self.max_iter = int(max_iter)
-        self.beta = float(beta)
-        self.tau = float(tau)
-        self.target_iou = float(target_iou)
-        self.max_linf = None if max_linf is None else float(max_linf)
-
-    def params(self) -> dict:
-        return {
-            **super().params(),
-            "max_iter": self.max_iter,
-            "beta": self.beta,
-            "tau": self.tau,
-            "target_iou": self.target_iou,
-            "max_linf": self.max_linf,
-        }
+    max_iter: int = attack_param(2500, int, lambda v: v >= 1, ">= 1")
+    beta: float = attack_param(1e-6, float, lambda v: v >= 0, ">= 0")
+    tau: float = attack_param(1e-7, float, lambda v: v > 0, "> 0")
+    target_iou: float = attack_param(0.8, float, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+    max_linf: float | None = attack_param(None, float, lambda v: v > 0, "> 0 (or None)", optional=True)
 
     def multiplier(self, iou: torch.Tensor) -> torch.Tensor:
         """Adaptive step multiplier ``alpha_i = beta * IoU_i + tau`` (same shape as ``iou``)."""
@@ -97,25 +71,19 @@ class ASMA(SegmentationAttack):
 
     def _attack(self, model, images, target, logits):
         num_classes = logits.shape[1]
-        adversarial = images.clone()
-        iterations = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-        active = torch.arange(images.shape[0], device=images.device)
-        with torch.enable_grad():
-            for step in range(self.max_iter + 1):
-                x = adversarial[active].requires_grad_(True)
-                out = model(x)
-                iou = foreground_iou(out.detach().argmax(dim=1, keepdim=True), target[active], num_classes)
-                going = iou < self.target_iou
-                if step == self.max_iter or not bool(going.any()):
-                    break
-                objective = asma_objective(out, target[active], x, images[active]).sum()
-                (grad,) = torch.autograd.grad(objective, x)
-                alpha = self.multiplier(iou).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
-                new = self._box(x.detach() + alpha * grad)
-                if self.max_linf is not None:
-                    clean = images[active]
-                    new = self._box(clean + (new - clean).clamp(-self.max_linf, self.max_linf))
-                active = active[going]
-                adversarial[active] = new[going]
-                iterations[active] += 1
-        return adversarial, iterations
+
+        def progress(out: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            iou = foreground_iou(out.detach().argmax(dim=1, keepdim=True), target[active], num_classes)
+            return iou < self.target_iou, iou
+
+        def step(x: torch.Tensor, out: torch.Tensor, active: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+            objective = asma_objective(out, target[active], x, images[active]).sum()
+            (grad,) = torch.autograd.grad(objective, x)
+            alpha = self.multiplier(iou).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+            new = self._box(x.detach() + alpha * grad)
+            if self.max_linf is not None:
+                clean = images[active]
+                new = self._box(clean + (new - clean).clamp(-self.max_linf, self.max_linf))
+            return new
+
+        return active_set_loop(model, images, self.max_iter, progress, step)

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 from monai.metrics import compute_iou
 from monai.networks.utils import one_hot
 
-__all__ = ["AttackResult", "SegmentationAttack", "foreground_iou", "perturbation_norms", "validate_attack_inputs"]
+__all__ = [
+    "AttackResult",
+    "SegmentationAttack",
+    "active_set_loop",
+    "attack_param",
+    "foreground_iou",
+    "perturbation_norms",
+    "validate_attack_inputs",
+]
 
 
 @dataclass
@@ -132,26 +142,96 @@ def validate_attack_inputs(model: torch.nn.Module, images: torch.Tensor, target:
     return logits
 
 
-class SegmentationAttack(ABC):
-    """Base class: validation, seeding, timing and norms around :meth:`_attack`.
+def active_set_loop(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    max_iter: int,
+    progress: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]],
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient iterations in which every sample stops on its own (the loop of ASMA and DAG).
 
-    Subclasses implement ``_attack(model, images, target, logits) -> (adversarial, iterations)`` and
-    ``params() -> dict``. ``seed`` fixes torch's global generator for the duration of the attack (inside
+    Each round runs ``model`` on the still-active samples ``x = adversarial[active]`` (``active``: their indices in
+    the batch, ``x`` requires grad), asks ``progress(out, active) -> (going [b] bool, aux)`` which of them go on,
+    and stops when none does or after ``max_iter`` steps; otherwise ``step(x, out, active, aux)`` returns the next
+    iterate of those samples (``[b, C, *spatial]``), kept for the ones that go on. A batch gives each sample
+    exactly what it gets alone.
+
+    Returns:
+        ``(adversarial [B, C, *spatial], iterations [B] int64)``: the last iterates and the steps taken per sample.
+    """
+    adversarial = images.clone()
+    iterations = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+    active = torch.arange(images.shape[0], device=images.device)
+    with torch.enable_grad():
+        for round_ in range(max_iter + 1):
+            x = adversarial[active].requires_grad_(True)
+            out = model(x)
+            going, aux = progress(out, active)
+            if round_ == max_iter or not bool(going.any()):
+                break
+            new = step(x, out, active, aux)
+            active = active[going]
+            adversarial[active] = new[going]
+            iterations[active] += 1
+    return adversarial, iterations
+
+
+def attack_param(
+    default: Any,
+    convert: Callable[[Any], Any] = float,
+    check: Callable[[Any], bool] | None = None,
+    expect: str = "",
+    optional: bool = False,
+    kw_only: bool = False,
+) -> Any:
+    """Declare an attack parameter (as IBM ART's ``attack_params``): a dataclass field checked at construction.
+
+    The value given to the constructor is passed through ``convert``; unless it is ``None`` with ``optional=True``,
+    ``check(converted)`` must hold, else ``ValueError("<name> must be <expect>, got <value>")``. Every declared
+    parameter appears in :meth:`SegmentationAttack.params`.
+    """
+    metadata = {"convert": convert, "check": check, "expect": expect, "optional": optional}
+    return field(default=default, kw_only=kw_only, metadata=metadata)
+
+
+def _clip(clip: Sequence[float] | None) -> tuple[float, float] | None:
+    return None if clip is None else (float(clip[0]), float(clip[1]))
+
+
+@dataclass(eq=False)
+class SegmentationAttack(ABC):
+    """Base class: declared parameters, validation, seeding, timing and norms around :meth:`_attack`.
+
+    Subclasses are dataclasses declaring their parameters with :func:`attack_param` and implement
+    ``_attack(model, images, target, logits) -> (adversarial, iterations)``; :meth:`params` lists every declared
+    parameter. ``clip`` and ``seed`` (keyword-only) are common to all: ``clip`` is the box of valid intensities
+    (``None`` for none), ``seed`` fixes torch's global generator for the duration of the attack (inside
     ``torch.random.fork_rng``, so the caller's state is untouched): random starts and randomised models or
     defenses (EOT) then give the same bytes on every run.
     """
 
-    targeted: bool = True
+    targeted = True  # a class attribute (not a field) here; PGD declares it as a parameter
 
-    def __init__(self, clip: tuple[float, float] | None = (0.0, 1.0), seed: int = 0) -> None:
-        if clip is not None and not clip[0] < clip[1]:
-            raise ValueError(f"clip must be (low, high) with low < high, got {clip}")
-        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
-        self.seed = int(seed)
+    clip: tuple[float, float] | None = attack_param(
+        (0.0, 1.0), _clip, lambda c: c[0] < c[1], "(low, high) with low < high", optional=True, kw_only=True
+    )
+    seed: int = attack_param(0, int, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            given = getattr(self, spec.name)
+            if given is None and spec.metadata["optional"]:
+                continue
+            value = spec.metadata["convert"](given)
+            check = spec.metadata["check"]
+            if check is not None and not check(value):
+                raise ValueError(f"{spec.name} must be {spec.metadata['expect']}, got {given!r}")
+            setattr(self, spec.name, value)
 
     def params(self) -> dict:
-        """JSON-serialisable parameters of the attack."""
-        return {"name": type(self).__name__, "clip": self.clip, "seed": self.seed}
+        """JSON-serialisable parameters of the attack: its name, then every declared parameter in order."""
+        return {"name": type(self).__name__, **{spec.name: getattr(self, spec.name) for spec in fields(self)}}
 
     def _box(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.clip is None else x.clamp(*self.clip)

@@ -7,9 +7,11 @@ the gradient ``r_m`` of ``sum_{t in T_m} f_{target_t}(X + r)_t - f_{label_t}(X +
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .base import SegmentationAttack
+from .base import SegmentationAttack, active_set_loop, attack_param
 
 __all__ = ["DAG", "dag_active_pixels"]
 
@@ -19,6 +21,7 @@ def dag_active_pixels(pred: torch.Tensor, labels: torch.Tensor, target: torch.Te
     return (pred == labels) & (target != labels)
 
 
+@dataclass(eq=False)
 class DAG(SegmentationAttack):
     """Targeted DAG. The "correct" label of a pixel is the model's prediction on the clean image.
 
@@ -32,42 +35,20 @@ class DAG(SegmentationAttack):
 
     targeted = True
 
-    def __init__(
-        self,
-        max_iter: int = 200,
-        gamma: float = 0.5 / 255.0,
-        clip: tuple[float, float] | None = (0.0, 1.0),
-        seed: int = 0,
-    ) -> None:
-        super().__init__(clip=clip, seed=seed)
-        if int(max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-        if gamma <= 0:
-            raise ValueError(f"gamma must be > 0, got {gamma}")
-        self.max_iter = int(max_iter)
-        self.gamma = float(gamma)
-
-    def params(self) -> dict:
-        return {**super().params(), "max_iter": self.max_iter, "gamma": self.gamma}
+    max_iter: int = attack_param(200, int, lambda v: v >= 1, ">= 1")
+    gamma: float = attack_param(0.5 / 255.0, float, lambda v: v > 0, "> 0")
 
     def _attack(self, model, images, target, logits):
         labels = logits.argmax(dim=1, keepdim=True)
-        adversarial = images.clone()
-        iterations = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-        active = torch.arange(images.shape[0], device=images.device)
-        with torch.enable_grad():
-            for step in range(self.max_iter + 1):
-                x = adversarial[active].requires_grad_(True)
-                out = model(x)
-                pixels = dag_active_pixels(out.detach().argmax(dim=1, keepdim=True), labels[active], target[active])
-                going = pixels.flatten(1).any(dim=1)
-                if step == self.max_iter or not bool(going.any()):
-                    break
-                margin = out.gather(1, target[active]) - out.gather(1, labels[active])
-                (grad,) = torch.autograd.grad((margin * pixels).sum(), x)
-                scale = grad.flatten(1).abs().amax(dim=1).clamp_min(torch.finfo(grad.dtype).tiny)
-                new = self._box(x.detach() + self.gamma * grad / scale.view(-1, *([1] * (x.ndim - 1))))
-                active = active[going]
-                adversarial[active] = new[going]
-                iterations[active] += 1
-        return adversarial, iterations
+
+        def progress(out: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            pixels = dag_active_pixels(out.detach().argmax(dim=1, keepdim=True), labels[active], target[active])
+            return pixels.flatten(1).any(dim=1), pixels
+
+        def step(x: torch.Tensor, out: torch.Tensor, active: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+            margin = out.gather(1, target[active]) - out.gather(1, labels[active])
+            (grad,) = torch.autograd.grad((margin * pixels).sum(), x)
+            scale = grad.flatten(1).abs().amax(dim=1).clamp_min(torch.finfo(grad.dtype).tiny)
+            return self._box(x.detach() + self.gamma * grad / scale.view(-1, *([1] * (x.ndim - 1))))
+
+        return active_set_loop(model, images, self.max_iter, progress, step)

@@ -8,10 +8,12 @@ epsilon ball around the clean image and then onto the box.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from .base import SegmentationAttack
+from .base import SegmentationAttack, attack_param
 
 __all__ = ["FGSM", "PGD", "project"]
 
@@ -31,6 +33,7 @@ def project(delta: torch.Tensor, epsilon: float, norm: str) -> torch.Tensor:
     return delta * _per_sample(factor, delta.ndim)
 
 
+@dataclass(eq=False)
 class PGD(SegmentationAttack):
     """Linf or L2 PGD, targeted or untargeted.
 
@@ -45,43 +48,12 @@ class PGD(SegmentationAttack):
         seed: seeds the random start (and any randomness of the model).
     """
 
-    def __init__(
-        self,
-        epsilon: float = 8 / 255,
-        step_size: float = 2 / 255,
-        steps: int = 10,
-        norm: str = "linf",
-        targeted: bool = False,
-        random_start: bool = True,
-        clip: tuple[float, float] | None = (0.0, 1.0),
-        seed: int = 0,
-    ) -> None:
-        super().__init__(clip=clip, seed=seed)
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {epsilon}")
-        if not step_size > 0:
-            raise ValueError(f"step_size must be > 0, got {step_size}")
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        self.epsilon = float(epsilon)
-        self.step_size = float(step_size)
-        self.steps = int(steps)
-        self.norm = norm
-        self.targeted = bool(targeted)
-        self.random_start = bool(random_start)
-
-    def params(self) -> dict:
-        return {
-            **super().params(),
-            "epsilon": self.epsilon,
-            "step_size": self.step_size,
-            "steps": self.steps,
-            "norm": self.norm,
-            "targeted": self.targeted,
-            "random_start": self.random_start,
-        }
+    epsilon: float = attack_param(8 / 255, float, lambda v: v > 0, "> 0")
+    step_size: float = attack_param(2 / 255, float, lambda v: v > 0, "> 0")
+    steps: int = attack_param(10, int, lambda v: v >= 1, ">= 1")
+    norm: str = attack_param("linf", str, lambda v: v in NORMS, f"one of {NORMS}")
+    targeted: bool = attack_param(False, bool)
+    random_start: bool = attack_param(True, bool)
 
     def _start(self, images: torch.Tensor) -> torch.Tensor:
         if not self.random_start:
