@@ -68,3 +68,20 @@ def test_decompress_refuses_a_non_empty_folder(source, tmp_path):
     main(["compress", str(source), str(mvc)])
     with pytest.raises(DicomSeriesError, match="empty or new folder"):
         main(["decompress", str(mvc), str(source)])
+
+
+@pytest.mark.parametrize("lossless", [False, True])
+def test_decoded_series_declares_lossy_compression(source, tmp_path, lossless):
+    mvc = tmp_path / "scan.mvc"
+    assert main(["compress", str(source), str(mvc)] + ["--lossless"] * lossless) == 0
+    assert main(["decompress", str(mvc), str(tmp_path / "out")]) == 0
+    _, header = decompress_volume(mvc.read_bytes())
+    for path in sorted((tmp_path / "out").glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        assert ds.ImageType[0] == "DERIVED"
+        if lossless:
+            assert "LossyImageCompression" not in ds
+        else:
+            assert ds.LossyImageCompression == "01"
+            assert float(ds.LossyImageCompressionRatio) == pytest.approx(header.compression_ratio, rel=1e-5)
+            assert ds.LossyImageCompressionMethod == "MEDSECURE_MVC"

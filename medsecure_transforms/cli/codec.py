@@ -10,6 +10,7 @@ from ..codecs.mvc.codec import MAPPINGS, MVWaveletCodec, decompress_volume, enco
 from ..codecs.mvc.format import WAVELETS
 from ..data.dicom_series import (
     STORAGE_CLASSES,
+    LossyCompression,
     identifiers_sidecar,
     load_identifiers,
     read_dicom_series,
@@ -17,6 +18,10 @@ from ..data.dicom_series import (
     write_dicom_series,
 )
 from ..data.volume_io import read_volume, write_nifti
+from ..frequency.wavelet import REVERSIBLE_53
+
+LOSSY_METHOD = "MEDSECURE_MVC"
+"""LossyImageCompressionMethod of series decoded from a lossy ``.mvc`` (DICOM defines no term for this codec)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -129,7 +134,10 @@ def run_decompress(args: argparse.Namespace) -> int:
     else:
         sidecar = identifiers_sidecar(args.input)
         identifiers = None if args.drop_identifiers or not sidecar.is_file() else load_identifiers(sidecar)
-        write_dicom_series(array, header.affine, args.output, identifiers=identifiers, modality=args.modality)
+        lossy = None if header.wavelet == REVERSIBLE_53 else LossyCompression(header.compression_ratio, LOSSY_METHOD)
+        write_dicom_series(
+            array, header.affine, args.output, identifiers=identifiers, modality=args.modality, lossy=lossy
+        )
     print(
         json.dumps(
             {
