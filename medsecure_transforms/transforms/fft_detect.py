@@ -27,18 +27,18 @@ import os
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type
 
 from ..defenses.fft_detect import AdversarialInputRejected, FFTDetector
 from ..defenses.reformer import Reformer
 from .keywise import KeywiseMapTransform
+from .validation import check_image, naming_key
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +49,8 @@ REPORT_POSTFIX = "fft_detect"
 
 
 def _as_slices(img: NdarrayOrTensor, name: str) -> tuple[torch.Tensor, bool]:
-    """``[C, H, W]`` -> ``[1, C, H, W]``; ``[C, H, W, D]`` -> ``[D, C, H, W]``; validates type, rank, dtype, NaN."""
-    if not isinstance(img, (np.ndarray, torch.Tensor)):
-        raise TypeError(f"{name} expects a numpy array or tensor, got {type(img).__name__}")
-    if img.ndim not in (3, 4):
-        raise ValueError(f"{name} expects channel-first [C, H, W] or [C, H, W, D], got shape {tuple(img.shape)}")
-    x = convert_to_tensor(img, track_meta=False)
-    if not x.is_floating_point():
-        raise TypeError(f"{name} expects a floating-point image in the detector's range, got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: image of shape {tuple(img.shape)} contains NaN or infinite values")
+    """``[C, H, W]`` -> ``[1, C, H, W]``; ``[C, H, W, D]`` -> ``[D, C, H, W]``; checked by :func:`check_image`."""
+    x = check_image(img, name, floating=True)
     volume = x.ndim == 4
     return (x.permute(3, 0, 1, 2) if volume else x[None]), volume
 
@@ -239,10 +231,8 @@ class FFTDetectd(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, Any] | None:
         d = dict(data)
         for key in self.key_iterator(d):
-            try:
+            with naming_key(key):
                 out, report = self.transform.inspect(d[key])
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"key {key!r}: {err}") from err
             d[f"{key}_{self.report_postfix}"] = report
             if out is None:
                 return None

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
-from monai.data.meta_obj import get_track_meta
 from monai.transforms import Transform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type
 
 from ..defenses.frequency_refine import BlockDCTQuantizer
 from ..defenses.quant_tables import QuantTable
 from .keywise import KeywiseMapTransform
+from .validation import check_image
 
 DEFAULT_COLOR = "rgb"
 
@@ -40,18 +39,11 @@ class BlockQuantize(Transform):
         self.range_given = range_given
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        if not isinstance(img, (np.ndarray, torch.Tensor)):
-            raise TypeError(f"{type(self).__name__} expects a numpy array or tensor, got {type(img).__name__}")
-        if img.ndim not in (3, 4):
+        x = check_image(img, type(self).__name__, finite=False)  # the quantizer checks finiteness in one reduction
+        if not x.is_floating_point() and not self.range_given:
             raise ValueError(
-                f"{type(self).__name__} expects channel-first [C, H, W] or [C, H, W, D], got shape {tuple(img.shape)}"
+                f"{type(self).__name__}: integer image ({x.dtype}) needs an explicit intensity_range, e.g. (0, 255)"
             )
-        img_t = convert_to_tensor(img, track_meta=get_track_meta())
-        if not img_t.is_floating_point() and not self.range_given:
-            raise ValueError(
-                f"{type(self).__name__}: integer image ({img_t.dtype}) needs an explicit intensity_range, e.g. (0, 255)"
-            )
-        x = img_t.as_tensor() if isinstance(img_t, MetaTensor) else img_t
         work = x if x.is_floating_point() else x.to(torch.float32)
         out = self.quantizer(work[None])[0]
         if not x.is_floating_point():

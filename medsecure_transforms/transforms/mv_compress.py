@@ -20,10 +20,11 @@ from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms import Transform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type
 
 from ..codecs.mvc import MVWaveletCodec, encode_to_ratio
 from .keywise import KeywiseMapTransform
+from .validation import check_image
 
 META_KEY = "mv_compress3d"
 
@@ -65,19 +66,10 @@ class MVCompress3D(Transform):
         self.target_ratio = target_ratio
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        if not isinstance(img, (np.ndarray, torch.Tensor)):
-            raise TypeError(f"{type(self).__name__} expects a numpy array or tensor, got {type(img).__name__}")
-        spatial = len(self.codec.levels)
-        if img.ndim != spatial + 1:
-            raise ValueError(
-                f"{type(self).__name__} expects channel-first [C, {', '.join('HWD'[:spatial])}] "
-                f"(codec levels {self.codec.levels}), got shape {tuple(img.shape)}"
-            )
-        img_t = convert_to_tensor(img, track_meta=get_track_meta())
-        x = (img_t.as_tensor() if isinstance(img_t, MetaTensor) else img_t).detach().cpu().numpy()
-        if not np.isfinite(x).all():
-            raise ValueError(f"{type(self).__name__}: input contains NaN or infinite values")
-        affine = np.asarray(img_t.affine, dtype=np.float64) if isinstance(img_t, MetaTensor) else None
+        levels = self.codec.levels
+        checked = check_image(img, type(self).__name__, (len(levels),), note=f" (codec levels {levels})")
+        x = checked.detach().cpu().numpy()
+        affine = np.asarray(img.affine, dtype=np.float64) if isinstance(img, MetaTensor) and get_track_meta() else None
         if affine is not None and affine.shape != (4, 4):
             affine = None
         codec = self.codec

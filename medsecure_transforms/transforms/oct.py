@@ -26,6 +26,7 @@ from medsecure_transforms.preprocessing.oct_retina import (
 )
 
 from .keywise import KeywiseMapTransform
+from .validation import check_image, naming_key
 
 __all__ = [
     "OCTCodec",
@@ -59,17 +60,8 @@ _BT601 = (0.299, 0.587, 0.114)
 
 
 def _check_2d(img: NdarrayOrTensor, name: str, channels: tuple[int, ...] = (1,)) -> np.ndarray:
-    """``img`` as a float numpy array ``[C, S0, S1]``; ValueError naming ``name`` otherwise."""
-    if not isinstance(img, (np.ndarray, torch.Tensor)):
-        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(img).__name__}")
-    array = convert_to_numpy(img, dtype=np.float32)
-    if array.ndim != 3 or array.shape[0] not in channels:
-        raise ValueError(
-            f"{name}: expected a channel-first 2-D image [C, S0, S1] with C in {channels}, got shape {array.shape}"
-        )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: image contains NaN or infinite values")
-    return array
+    """``img`` (checked by :func:`check_image` as a 2-D image with ``channels``) as a float32 numpy array."""
+    return convert_to_numpy(check_image(img, name, (2,), channels), dtype=np.float32)
 
 
 def _record(out: NdarrayOrTensor, key: str, value: dict) -> NdarrayOrTensor:
@@ -101,15 +93,15 @@ class OCTGrayscale(Transform):
         self.mode, self.atol = mode, atol
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        array = _check_2d(img, "image", channels=(1, 3))
+        array = _check_2d(img, type(self).__name__, channels=(1, 3))
         if array.shape[0] == 1:
             return img
         if self.mode == "equal":
             spread = float(np.max(np.ptp(array, axis=0)))
             if spread > self.atol:
                 raise ValueError(
-                    f"image: RGB channels differ by up to {spread:.4f} (> atol {self.atol}); OCT B-scans are gray. "
-                    "Use OCTGrayscale(mode='luminance') to convert a colour image."
+                    f"{type(self).__name__}: RGB channels differ by up to {spread:.4f} (> atol {self.atol}); "
+                    "OCT B-scans are gray. Use OCTGrayscale(mode='luminance') to convert a colour image."
                 )
             gray = array[:1]
         else:
@@ -126,7 +118,7 @@ class OCTDenoise(Transform):
         self.params = {"h_factor": h_factor, "patch_size": patch_size, "patch_distance": patch_distance}
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        array = _check_2d(img, "image")
+        array = _check_2d(img, type(self).__name__)
         out = _like(denoise_speckle(array[0], **self.params)[None], img)
         return _record(out, "oct_denoise", {"method": "skimage.denoise_nl_means", **self.params})
 
@@ -165,7 +157,7 @@ class OCTRetinaCrop(Transform):
 
     def placement_of(self, img: NdarrayOrTensor) -> tuple[np.ndarray, dict]:
         """``(band-masked canvas [1, ...], placement)`` of ``img`` (band found on ``img`` itself)."""
-        array = _check_2d(img, "image")
+        array = _check_2d(img, type(self).__name__)
         band = find_retina_band(array[0], self.depth_axis, self.below_bm, self.margin)
         canvas, placement = crop_to_canvas(
             array[0], band, self.depth_size, self.lateral_multiple, self.depth_axis, self.mask_outside
@@ -174,9 +166,12 @@ class OCTRetinaCrop(Transform):
 
     def apply(self, img: NdarrayOrTensor, placement: dict) -> NdarrayOrTensor:
         """Crop ``img`` (e.g. a label map) with a placement found on another image."""
-        array = _check_2d(img, "image")
+        array = _check_2d(img, type(self).__name__)
         if list(array.shape[1:]) != placement["spatial_shape"]:
-            raise ValueError(f"image shape {array.shape[1:]} differs from the placement's {placement['spatial_shape']}")
+            raise ValueError(
+                f"{type(self).__name__}: image shape {array.shape[1:]} differs from the placement's "
+                f"{placement['spatial_shape']}"
+            )
         return self._wrap(_crop_with(array[0], placement, self.mask_outside)[None], img, placement)
 
     def _wrap(self, canvas: np.ndarray, img: NdarrayOrTensor, placement: dict) -> NdarrayOrTensor:
@@ -212,11 +207,11 @@ class OCTRetinaPlace(Transform):
     backend = [TransformBackends.NUMPY]
 
     def __call__(self, img: NdarrayOrTensor, placement: dict | None = None) -> NdarrayOrTensor:
-        array = _check_2d(img, "image")
+        array = _check_2d(img, type(self).__name__)
         if placement is None:
             placement = img.meta.get(ROI_KEY) if isinstance(img, MetaTensor) else None
         if placement is None:
-            raise ValueError(f"image: no placement record (meta[{ROI_KEY!r}] or the placement argument)")
+            raise ValueError(f"{type(self).__name__}: no placement record (meta[{ROI_KEY!r}] or a placement argument)")
         return _like(place_from_canvas(array[0], placement)[None], img)
 
 
@@ -240,7 +235,7 @@ class OCTCodec(Transform):
         self.gray = OCTGrayscale()
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        array = _check_2d(self.gray(img), "image")
+        array = _check_2d(self.gray(img), type(self).__name__)
         stream = self.codec.compress(array[0])
         decoded = self.codec.decompress(stream)
         out = _like(decoded[None], img)
@@ -307,12 +302,11 @@ class OCTRetinaCropd(MapTransform):
         d = dict(data)
         if self.source_key not in d:
             raise KeyError(f"OCTRetinaCropd: source key {self.source_key!r} missing; keys are {sorted(map(str, d))}")
-        try:
+        with naming_key(self.source_key):
             _, placement = self.crop.placement_of(d[self.source_key])
-            for key in self.key_iterator(d):
+        for key in self.key_iterator(d):
+            with naming_key(key):
                 d[key] = self.crop.apply(d[key], placement)
-        except (ValueError, TypeError) as err:
-            raise type(err)(f"key {self.source_key!r}: {err}") from err
         d[f"{self.source_key}_{ROI_KEY}"] = placement
         return d
 
@@ -332,10 +326,8 @@ class OCTRetinaPlaced(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            try:
+            with naming_key(key):
                 d[key] = self.place(d[key], d.get(self.placement_key))
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"key {key!r}: {err}") from err
         return d
 
 
