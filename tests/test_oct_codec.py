@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+import tempfile
 import unittest
+from pathlib import Path
 
 import numpy as np
 import torch
 from parameterized import parameterized
 
+from medsecure_transforms.artefacts import save_torch
 from medsecure_transforms.codecs import CorruptStreamError
 from medsecure_transforms.codecs.oct import RATIO_PRESETS, LearnedOCTCodec, nominal_compression_ratio
 from medsecure_transforms.codecs.oct.stream import StreamHeader, pack_stream, unpack_stream
 from medsecure_transforms.networks.oct_compression import OCTCodecNet, ScalarQuantizer
 
 TINY = (4, 4, 4, 4, 4, 4)
+MODELS = Path(__file__).resolve().parents[1] / "bundles" / "oct_codec" / "models"
 
 
 def tiny_codec(channels=(2, 1, 1, 1), seed: int = 0) -> LearnedOCTCodec:
@@ -155,9 +159,6 @@ class TestCodec(unittest.TestCase):
             self.codec.compress(img)
 
     def test_save_load_keeps_model_id(self):
-        import tempfile
-        from pathlib import Path
-
         stream = self.codec.compress(bscan())
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.pt"
@@ -167,19 +168,42 @@ class TestCodec(unittest.TestCase):
         np.testing.assert_array_equal(loaded.decompress(stream), self.codec.decompress(stream))
 
     def test_half_precision_file(self):
-        import tempfile
-        from pathlib import Path
-
         img = bscan()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m16.pt"
             self.codec.save(path, half=True)
             blob = torch.load(path, weights_only=True)
             loaded = LearnedOCTCodec.load(path)
-        self.assertEqual(blob["state_dict"]["head.0.weight"].dtype, torch.float16)
+        self.assertEqual((blob["format"], blob["version"]), (LearnedOCTCodec.FORMAT, LearnedOCTCodec.VERSION))
+        self.assertEqual(blob["state"]["head.0.weight"].dtype, torch.float16)
         self.assertEqual(loaded.model_id, LearnedOCTCodec.fingerprint(loaded.net))
         out = loaded.decompress(loaded.compress(img))
         np.testing.assert_allclose(out, self.codec.decompress(self.codec.compress(img)), atol=0.05)
+
+    def test_unversioned_or_mismatched_file_refused(self):
+        state = self.codec.net.state_dict()
+        with tempfile.TemporaryDirectory() as tmp:
+            bare = Path(tmp) / "bare.pt"  # the layout before format + version
+            torch.save({**self.codec.config(), "state_dict": state}, bare)
+            with self.assertRaisesRegex(ValueError, "bare.pt"):
+                LearnedOCTCodec.load(bare)
+            other = Path(tmp) / "other.pt"
+            save_torch(
+                other,
+                LearnedOCTCodec.FORMAT,
+                LearnedOCTCodec.VERSION,
+                {**self.codec.config(), "latent_channels": [3, 1, 1, 1]},
+                state,
+            )
+            with self.assertRaisesRegex(ValueError, "other.pt.*do not match"):
+                LearnedOCTCodec.load(other)
+
+    @parameterized.expand([(name,) for name in ("model_r10", "model_r20", "model_r40", "model_r80")])
+    def test_committed_models_load(self, name):
+        codec = LearnedOCTCodec.load(MODELS / f"{name}.pt")
+        self.assertEqual(codec.latent_channels, RATIO_PRESETS[int(name[7:])])
+        img = bscan(256, 256)
+        self.assertEqual(codec.decompress(codec.compress(img)).shape, img.shape)
 
 
 if __name__ == "__main__":

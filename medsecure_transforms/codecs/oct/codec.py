@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from ...artefacts import load_torch, save_torch
 from ...networks.oct_compression import DOWNSAMPLING, SKIP_STRIDES, OCTCodecNet
 from ..errors import CorruptStreamError
 from .stream import StreamHeader, pack_stream, unpack_stream
@@ -54,6 +57,9 @@ class LearnedOCTCodec:
     Images are 2-D arrays in ``[0, 1]`` of any size up to 65535 per side; they are zero-padded at the
     bottom/right to multiples of 32 and cropped back after decoding.
     """
+
+    FORMAT: ClassVar[str] = "medsecure.oct_codec"
+    VERSION: ClassVar[int] = 1
 
     def __init__(self, net: OCTCodecNet, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -140,30 +146,40 @@ class LearnedOCTCodec:
         """8-bit image bytes ``H * W`` over the stream bytes."""
         return float(shape[0] * shape[1]) / stream_bytes
 
-    def save(self, path: str | os.PathLike, half: bool = False) -> None:
-        """Write configuration + weights (a plain dict of lists and tensors, loadable with ``weights_only``).
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments of the network: ``{"latent_channels", "features", "levels"}``."""
+        return {
+            "latent_channels": list(self.net.latent_channels),
+            "features": list(self.net.features),
+            "levels": self.levels,
+        }
+
+    @classmethod
+    def from_state(
+        cls, config: Mapping[str, Any], state: Mapping[str, torch.Tensor], device: str | torch.device = "cpu"
+    ) -> LearnedOCTCodec:
+        """Construct from :meth:`config` and the network's ``state_dict`` (validated like a direct construction)."""
+        net = OCTCodecNet(config["latent_channels"], config["features"], config["levels"])
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"weights do not match the network {config}: {err}") from err
+        return cls(net, device)
+
+    def save(self, path: str | os.PathLike, half: bool = False) -> Path:
+        """Write a torch artefact (:mod:`medsecure_transforms.artefacts`, format :attr:`FORMAT`); returns the path.
 
         ``half`` stores floating-point weights as float16 (half the file size); the ``model_id`` of a
         loaded codec is computed from the weights as loaded, so streams stay decodable after reloading.
         """
-        state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in self.net.state_dict().items()}
-        torch.save(
-            {
-                "latent_channels": list(self.net.latent_channels),
-                "features": list(self.net.features),
-                "levels": self.levels,
-                "state_dict": state,
-            },
-            path,
-        )
+        state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in self.net.state_dict().items()}
+        return save_torch(path, self.FORMAT, self.VERSION, self.config(), state)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> LearnedOCTCodec:
-        """Load a file written by :meth:`save` (``torch.load(weights_only=True)``)."""
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            net = OCTCodecNet(blob["latent_channels"], blob["features"], blob["levels"])
-            net.load_state_dict(blob["state_dict"])
-        except (KeyError, TypeError, RuntimeError) as err:
-            raise ValueError(f"{path}: not an OCT codec model file: {err}") from err
-        return cls(net, device)
+        """Load a file written by :meth:`save` (``torch.load(weights_only=True)``, then :meth:`from_state`).
+
+        Raises:
+            ValueError: not an OCT codec artefact of this version, or weights that do not fit its configuration.
+        """
+        return load_torch(path, cls.FORMAT, cls.VERSION, lambda config, state: cls.from_state(config, state, device))
