@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import nibabel as nib
 import numpy as np
 import pytest
-from test_mvc import phantom
+from helpers import phantom, run_codec_cli
 
-from medsecure_transforms.cli import codec as codec_cli
 from medsecure_transforms.codecs import CorruptStreamError
 from medsecure_transforms.data.volume_io import read_volume, write_nifti
-
-
-def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    codec_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.mark.parametrize(
@@ -32,10 +23,10 @@ def _run(*argv: str) -> int:
 def test_nifti_round_trip_keeps_affine_and_dtype(tmp_path, capsys, affine):
     volume = phantom((32, 24, 16))
     write_nifti(tmp_path / "in.nii.gz", volume, affine)
-    assert _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--q-max", "8") == 0
+    assert run_codec_cli("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--q-max", "8") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["codec"]["q_max"] == 8.0
-    assert _run("decompress", str(tmp_path / "x.mvc"), str(tmp_path / "out.nii.gz")) == 0
+    assert run_codec_cli("decompress", str(tmp_path / "x.mvc"), str(tmp_path / "out.nii.gz")) == 0
     out = nib.load(tmp_path / "out.nii.gz")
     np.testing.assert_array_equal(out.affine, affine)
     assert out.get_data_dtype() == np.int16
@@ -47,7 +38,7 @@ def test_nifti_round_trip_keeps_affine_and_dtype(tmp_path, capsys, affine):
 def test_target_ratio_and_state_file(tmp_path, capsys):
     np.save(tmp_path / "v.npy", phantom((32, 32, 16)))
     (tmp_path / "state.json").write_text(json.dumps({"wavelet": "db2", "levels": [2, 2, 2]}))
-    _run(
+    run_codec_cli(
         "compress",
         str(tmp_path / "v.npy"),
         str(tmp_path / "v.mvc"),
@@ -73,10 +64,10 @@ def test_read_volume_matches_nibabel(tmp_path):
 
 def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
-        _run("compress", str(tmp_path / "missing.nii.gz"), str(tmp_path / "x.mvc"))
+        run_codec_cli("compress", str(tmp_path / "missing.nii.gz"), str(tmp_path / "x.mvc"))
     (tmp_path / "bad.mvc").write_bytes(b"MVC3" + bytes(64))
     with pytest.raises(CorruptStreamError):
-        _run("decompress", str(tmp_path / "bad.mvc"), str(tmp_path / "out.nii.gz"))
+        run_codec_cli("decompress", str(tmp_path / "bad.mvc"), str(tmp_path / "out.nii.gz"))
 
 
 def test_dicom_series_folder_matches_the_deploy_reader(tmp_path, capsys):
@@ -91,5 +82,5 @@ def test_dicom_series_folder_matches_the_deploy_reader(tmp_path, capsys):
     np.testing.assert_array_equal(array, volume)
     np.testing.assert_allclose(read_affine, reference.affine, atol=1e-6)
     np.testing.assert_allclose(spacing, (0.8, 0.9, 3.0), atol=1e-6)
-    _run("compress", str(tmp_path / "series"), str(tmp_path / "s.mvc"))
+    run_codec_cli("compress", str(tmp_path / "series"), str(tmp_path / "s.mvc"))
     assert json.loads(capsys.readouterr().out)["original_bytes"] == volume.nbytes
