@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import require_dataset
+from helpers import require_dataset
 
 from medsecure_transforms.bundle import bundle_dir
 from medsecure_transforms.cli.main import main
