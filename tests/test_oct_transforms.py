@@ -6,6 +6,7 @@ import unittest
 
 import numpy as np
 import torch
+from helpers import input_types
 from monai.data import MetaTensor
 from parameterized import parameterized
 
@@ -40,15 +41,12 @@ def synthetic_bscan(depth: int = 160, lateral: int = 120, seed: int = 0) -> np.n
     return img.astype(np.float32)
 
 
+SCAN_TYPES = dict(input_types(meta={"filename_or_obj": "scan.png"}))
+KINDS = [(kind,) for kind in SCAN_TYPES]
+
+
 def as_type(kind: str, array: np.ndarray):
-    if kind == "numpy":
-        return array
-    if kind == "torch":
-        return torch.from_numpy(array)
-    return MetaTensor(torch.from_numpy(array), meta={"filename_or_obj": "scan.png"})
-
-
-KINDS = [("numpy",), ("torch",), ("meta",)]
+    return SCAN_TYPES[kind](array)
 
 
 class TestRetinaBand(unittest.TestCase):
@@ -108,7 +106,7 @@ class TestTransforms(unittest.TestCase):
         out = OCTGrayscale()(as_type(kind, np.repeat(gray, 3, axis=0)))
         self.assertEqual(tuple(out.shape), gray.shape)
         np.testing.assert_allclose(np.asarray(out), gray)
-        if kind == "meta":
+        if kind == "metatensor":
             self.assertEqual(out.meta["filename_or_obj"], "scan.png")
 
     def test_grayscale_colour_refused_or_converted(self):
@@ -124,8 +122,8 @@ class TestTransforms(unittest.TestCase):
         canvas = crop(as_type(kind, img))
         self.assertEqual(tuple(canvas.shape), (1, 128, 128))
         self.assertEqual(type(canvas), type(as_type(kind, img)))
-        placement = canvas.meta["oct_roi"] if kind == "meta" else crop.last_placement
-        back = OCTRetinaPlace()(canvas, None if kind == "meta" else placement)
+        placement = canvas.meta["oct_roi"] if kind == "metatensor" else crop.last_placement
+        back = OCTRetinaPlace()(canvas, None if kind == "metatensor" else placement)
         self.assertEqual(tuple(back.shape), img.shape)
         # the retina rows come back unchanged
         np.testing.assert_array_equal(np.asarray(back)[0, :, ILM:BM], img[0, :, ILM:BM])
@@ -160,7 +158,7 @@ class TestTransforms(unittest.TestCase):
         self.assertEqual(tuple(out.shape), (1, 64, 96))
         expected = codec.decompress(codec.compress(img[0]))
         np.testing.assert_allclose(np.asarray(out)[0], expected, atol=1e-6)
-        if kind == "meta":
+        if kind == "metatensor":
             info = out.meta["oct_codec"]
             self.assertAlmostEqual(info["compression_ratio"], 64 * 96 / info["bytes"])
             self.assertAlmostEqual(info["nominal_compression_ratio"], codec.nominal_ratio((64, 96)))
