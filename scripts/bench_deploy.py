@@ -30,11 +30,11 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = benchmark_deploy(
-        args.cases,
-        args.data_root,
-        args.seed,
-        args.noise_cases,
-        args.epsilon,
+        cases=args.cases,
+        data_root=args.data_root,
+        seed=args.seed,
+        noise_cases=args.noise_cases,
+        epsilon=args.epsilon,
         command=f"nice -n 10 python scripts/bench_deploy.py --cases {args.cases} --threads {args.threads} "
         f"--noise-cases {args.noise_cases}",
     )

@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     payload = benchmark_mv3d(
-        args.dataset,
-        args.split,
-        args.data_root,
-        args.limit,
-        args.repeats,
-        args.threads,
-        args.memory_datasets,
+        dataset=args.dataset,
+        split=args.split,
+        data_root=args.data_root,
+        limit=args.limit,
+        repeats=args.repeats,
+        threads=args.threads,
+        memory_datasets=args.memory_datasets,
         command=" ".join(["bench_mv3d.py", *(argv or sys.argv[1:])]),
     )
     out = Path(args.out)
