@@ -4,7 +4,7 @@ its keys and values."""
 from __future__ import annotations
 
 import pytest
-from conftest import require_dataset
+from helpers import require_dataset
 
 pytest.importorskip("monai.deploy.operators", reason="the 'deploy' extra (monai-deploy-app-sdk) is not installed")
 pytest.importorskip("highdicom", reason="the 'deploy' extra (highdicom) is not installed")

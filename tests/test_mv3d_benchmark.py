@@ -3,15 +3,14 @@ volume, one repeat, peak memory measured in subprocesses) checked for its keys a
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import require_dataset
+from helpers import phantom, require_dataset
 
 from medsecure_transforms.evaluation.mv3d_benchmark import BENCH_CODECS, benchmark_markdown, benchmark_mv3d, time_codecs
 
 
 def test_time_codecs_on_a_generated_volume():
-    volume = (np.random.default_rng(0).normal(size=(32, 32, 12)).cumsum(1) * 30).astype(np.int16)
+    volume = phantom()
     timings = time_codecs(volume, None, repeats=1)
     assert list(timings) == list(BENCH_CODECS)
     for name, t in timings.items():
