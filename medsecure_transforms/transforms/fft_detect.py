@@ -1,8 +1,10 @@
 """MONAI adapters for the FFTDetect guard: ``FFTDetect`` / ``FFTDetectd`` and ``Reform`` / ``Reformd``.
 
 Inputs are channel-first float images ``[C, H, W]`` or volumes ``[C, H, W, D]`` (scored and reformed slice by slice
-along ``D``) in the detector's intensity range (``[0, 1]`` for the project's bundles), as numpy arrays, tensors or
-MetaTensors. Outputs keep type, dtype, device and metadata.
+along ``D``) in the networks' intensity range, as numpy arrays, tensors or MetaTensors: ``FFTDetect``'s
+``intensity_range`` (default ``[0, 1]``, the project's guards) and, for ``Reform``, the reformer's ``clip`` range.
+Intensities outside it raise ``ValueError`` (the scores and reconstructions of such inputs mean nothing). Outputs
+keep type, dtype, device and metadata.
 
 ``FFTDetect`` records in the MetaTensor metadata (and, for ``FFTDetectd``, in the dictionary key
 ``"<key>_fft_detect"``, present for every input type):
@@ -48,9 +50,11 @@ REJECT_MODES = ("raise", "drop")
 REPORT_POSTFIX = "fft_detect"
 
 
-def _as_slices(img: NdarrayOrTensor, name: str) -> tuple[torch.Tensor, bool]:
+def _as_slices(
+    img: NdarrayOrTensor, name: str, intensity_range: tuple[float, float], range_argument: str | None
+) -> tuple[torch.Tensor, bool]:
     """``[C, H, W]`` -> ``[1, C, H, W]``; ``[C, H, W, D]`` -> ``[D, C, H, W]``; checked by :func:`check_image`."""
-    x = check_image(img, name, floating=True)
+    x = check_image(img, name, floating=True, intensity_range=intensity_range, range_argument=range_argument)
     volume = x.ndim == 4
     return (x.permute(3, 0, 1, 2) if volume else x[None]), volume
 
@@ -68,6 +72,8 @@ def _load_reformer(reformer: Reformer | str | os.PathLike | None, device: str | 
 class Reform(Transform):
     """Replace an image by the reformer's reconstruction (per slice for a volume), recording ``reformed_by``.
 
+    Inputs must lie in the reformer's ``clip`` range (what it was trained on and clips its output to).
+
     Args:
         reformer: a :class:`~medsecure_transforms.defenses.Reformer` or the path of its artefact.
         device: where a reformer loaded from a path runs.
@@ -79,7 +85,7 @@ class Reform(Transform):
         self.reformer = _load_reformer(reformer, device)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        batch, volume = _as_slices(img, type(self).__name__)
+        batch, volume = _as_slices(img, type(self).__name__, self.reformer.clip, None)
         with torch.no_grad():
             out = self.reformer(batch.to(self.reformer.model.device)).to(batch.device, batch.dtype)
         result, *_ = convert_to_dst_type(_from_slices(out, volume), img, dtype=img.dtype)
@@ -99,6 +105,8 @@ class FFTDetect(Transform):
         reject: ``"raise"`` or ``"drop"`` (policy ``"reject"`` only).
         expected_domain: when given, a detector loaded from a path must use this input domain.
         device: where detector and reformer loaded from paths run.
+        intensity_range: ``(low, high)`` of the images the detector was trained and calibrated on; inputs outside
+            it raise ``ValueError``.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -112,6 +120,7 @@ class FFTDetect(Transform):
         reject: str = "raise",
         expected_domain: str | None = None,
         device: str | torch.device = "cpu",
+        intensity_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
@@ -135,11 +144,15 @@ class FFTDetect(Transform):
                 f"reformer expects {self.reformer.in_channels} channels, detector {self.detector.in_channels}"
             )
         self.policy, self.reform, self.reject = policy, reform, reject
+        low, high = (float(v) for v in intensity_range)
+        if not high > low:
+            raise ValueError(f"intensity_range must be (low, high) with high > low, got {intensity_range}")
+        self.intensity_range = (low, high)
 
     def inspect(self, img: NdarrayOrTensor) -> tuple[NdarrayOrTensor | None, dict[str, Any]]:
         """``(output, report)``: the policy's output (``None`` when dropped) and the JSON-ready report."""
         name = type(self).__name__
-        batch, volume = _as_slices(img, name)
+        batch, volume = _as_slices(img, name, self.intensity_range, "intensity_range")
         scores, flags = self.detector.detect(batch.to(self.detector.model.device))
         scores, flags = scores.cpu(), flags.cpu()
         report: dict[str, Any] = {
@@ -222,10 +235,11 @@ class FFTDetectd(MapTransform):
         expected_domain: str | None = None,
         device: str | torch.device = "cpu",
         report_postfix: str = REPORT_POSTFIX,
+        intensity_range: tuple[float, float] = (0.0, 1.0),
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.transform = FFTDetect(detector, policy, reformer, reform, reject, expected_domain, device)
+        self.transform = FFTDetect(detector, policy, reformer, reform, reject, expected_domain, device, intensity_range)
         self.report_postfix = report_postfix
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, Any] | None:

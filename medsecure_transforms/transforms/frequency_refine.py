@@ -1,8 +1,10 @@
 """MONAI adapters for block-DCT quantization defenses: ``FrequencyRefine`` / ``FrequencyRefined``.
 
 Inputs are channel-first ``[C, H, W]`` images or ``[C, H, W, D]`` volumes (quantized slice by slice along ``D``) as
-numpy arrays, tensors or MetaTensors; outputs keep type, dtype, device and metadata, and the MetaTensor metadata
-records ``defense`` (the table name) and ``defense_mean_abs_change`` (mean |output - input|, intensity units).
+numpy arrays, tensors or MetaTensors, with intensities in ``intensity_range`` (default ``[0, 1]``; values outside it
+raise ``ValueError`` instead of being clipped); outputs keep type, dtype, device and metadata, and the MetaTensor
+metadata records ``defense`` (the table name) and ``defense_mean_abs_change`` (mean |output - input|, intensity
+units).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class BlockQuantize(Transform):
     Args:
         quantizer: the configured method (tables, colour mode, intensity range, straight-through flag).
         range_given: whether the user stated ``intensity_range``; integer images without it are rejected.
+
+    Raises:
+        ValueError: intensities outside the quantizer's ``intensity_range`` (which it would clip), see
+            :func:`~medsecure_transforms.transforms.validation.check_image`.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -39,7 +45,9 @@ class BlockQuantize(Transform):
         self.range_given = range_given
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        x = check_image(img, type(self).__name__, finite=False)  # the quantizer checks finiteness in one reduction
+        x = check_image(  # the quantizer checks finiteness in one reduction
+            img, type(self).__name__, finite=False, intensity_range=self.quantizer.intensity_range
+        )
         if not x.is_floating_point() and not self.range_given:
             raise ValueError(
                 f"{type(self).__name__}: integer image ({x.dtype}) needs an explicit intensity_range, e.g. (0, 255)"
@@ -71,7 +79,8 @@ class FrequencyRefine(BlockQuantize):
         table: 8x8 steps on the 8-bit scale: a :class:`QuantTable`, a JSON file written by
             ``medsecure calibrate fr``, or a nested list.
         intensity_range: ``(low, high)`` of the input; default ``None`` accepts float images in ``[0, 1]`` and
-            rejects integer images.
+            rejects integer images. Intensities outside it raise ``ValueError`` (rescale them with
+            ``ScaleIntensityd`` / ``ScaleIntensityRanged`` or declare their range here).
         color: ``"rgb"`` (each channel as stored) or ``"ycbcr"`` (JPEG colour transform first; 3 channels).
         straight_through: identity gradient (BPDA) for adaptive attacks through the defense.
     """

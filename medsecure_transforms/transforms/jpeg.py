@@ -13,7 +13,8 @@ class JPEGQuantize(BlockQuantize):
 
     Args:
         quality: JPEG quality factor 1..100 (libjpeg scaling).
-        intensity_range: ``(low, high)`` of the input; ``None`` accepts float images in ``[0, 1]`` only.
+        intensity_range: ``(low, high)`` of the input; ``None`` accepts float images in ``[0, 1]`` only. Intensities
+            outside it raise ``ValueError``.
         color: ``"ycbcr"`` (JPEG: luminance table on Y, chrominance table on Cb/Cr; 3 channels) or ``"rgb"``
             (luminance table on every channel, e.g. grey or multi-channel images).
         straight_through: identity gradient (BPDA).

@@ -1,8 +1,10 @@
 """MONAI transforms of the learned OCT codec: grayscale conversion, speckle denoising, retina cropping,
 its inverse placement, and the codec itself (encode + decode).
 
-Inputs are channel-first 2-D images ``[C, S0, S1]`` with intensities in ``[0, 1]``. B-scans loaded
-by MONAI's ``PILReader`` are ``[C, W, H]`` (lateral, depth), hence ``depth_axis=1`` by default.
+Inputs are channel-first 2-D images ``[C, S0, S1]`` with intensities in ``[0, 1]``; the transforms whose output
+depends on that scale (grayscale check, denoising, codec) raise ``ValueError`` for intensities outside it (rescale
+with ``ScaleIntensityd`` / ``ScaleIntensityRanged``), the geometric ones (crop, place) also take label maps.
+B-scans loaded by MONAI's ``PILReader`` are ``[C, W, H]`` (lateral, depth), hence ``depth_axis=1`` by default.
 """
 
 from __future__ import annotations
@@ -57,11 +59,15 @@ CODEC_KEY = "oct_codec"
 """Metadata key of the compression record written by :class:`OCTCodec`."""
 
 _BT601 = (0.299, 0.587, 0.114)
+INTENSITY_RANGE = (0.0, 1.0)
+"""Intensities of the B-scans the denoising and the codec networks were tuned and trained on."""
 
 
-def _check_2d(img: NdarrayOrTensor, name: str, channels: tuple[int, ...] = (1,)) -> np.ndarray:
-    """``img`` (checked by :func:`check_image` as a 2-D image with ``channels``) as a float32 numpy array."""
-    return convert_to_numpy(check_image(img, name, (2,), channels), dtype=np.float32)
+def _check_2d(img: NdarrayOrTensor, name: str, channels: tuple[int, ...] = (1,), in_range: bool = True) -> np.ndarray:
+    """``img`` (checked by :func:`check_image` as a 2-D image with ``channels``, intensities in
+    :data:`INTENSITY_RANGE` when ``in_range``) as a float32 numpy array."""
+    checked = check_image(img, name, (2,), channels, intensity_range=INTENSITY_RANGE if in_range else None)
+    return convert_to_numpy(checked, dtype=np.float32)
 
 
 def _record(out: NdarrayOrTensor, key: str, value: dict) -> NdarrayOrTensor:
@@ -157,7 +163,7 @@ class OCTRetinaCrop(Transform):
 
     def placement_of(self, img: NdarrayOrTensor) -> tuple[np.ndarray, dict]:
         """``(band-masked canvas [1, ...], placement)`` of ``img`` (band found on ``img`` itself)."""
-        array = _check_2d(img, type(self).__name__)
+        array = _check_2d(img, type(self).__name__, in_range=False)
         band = find_retina_band(array[0], self.depth_axis, self.below_bm, self.margin)
         canvas, placement = crop_to_canvas(
             array[0], band, self.depth_size, self.lateral_multiple, self.depth_axis, self.mask_outside
@@ -166,7 +172,7 @@ class OCTRetinaCrop(Transform):
 
     def apply(self, img: NdarrayOrTensor, placement: dict) -> NdarrayOrTensor:
         """Crop ``img`` (e.g. a label map) with a placement found on another image."""
-        array = _check_2d(img, type(self).__name__)
+        array = _check_2d(img, type(self).__name__, in_range=False)
         if list(array.shape[1:]) != placement["spatial_shape"]:
             raise ValueError(
                 f"{type(self).__name__}: image shape {array.shape[1:]} differs from the placement's "
@@ -207,7 +213,7 @@ class OCTRetinaPlace(Transform):
     backend = [TransformBackends.NUMPY]
 
     def __call__(self, img: NdarrayOrTensor, placement: dict | None = None) -> NdarrayOrTensor:
-        array = _check_2d(img, type(self).__name__)
+        array = _check_2d(img, type(self).__name__, in_range=False)
         if placement is None:
             placement = img.meta.get(ROI_KEY) if isinstance(img, MetaTensor) else None
         if placement is None:
@@ -235,8 +241,10 @@ class OCTCodec(Transform):
         self.gray = OCTGrayscale()
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        array = _check_2d(self.gray(img), type(self).__name__)
-        stream = self.codec.compress(array[0])
+        name = type(self).__name__
+        _check_2d(img, name, channels=(1, 3))
+        array = _check_2d(self.gray(img), name)
+        stream = self.codec.compress(np.clip(array[0], *INTENSITY_RANGE))  # within the check's rounding tolerance
         decoded = self.codec.decompress(stream)
         out = _like(decoded[None], img)
         info = {
