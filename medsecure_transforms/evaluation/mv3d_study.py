@@ -138,7 +138,7 @@ class RowLog:
         complete = data[: data.rfind(b"\n") + 1]
         lines = complete.decode().splitlines()
         header = json.loads(lines[0]) if lines else {}
-        if header.get("format") != self.FORMAT or header.get("version") != self.VERSION:
+        if not isinstance(header, dict) or (header.get("format"), header.get("version")) != (self.FORMAT, self.VERSION):
             raise ValueError(f"{self.path}: not a {self.FORMAT} version {self.VERSION} row file, cannot resume")
         if header["settings"] != self.settings:
             changed = sorted(
