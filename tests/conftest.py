@@ -21,13 +21,6 @@ def data_root():
     return root
 
 
-def require_dataset(root, name: str):
-    """Skip unless dataset ``name`` exists under ``root``."""
-    if not (root / name / "dataset.json").is_file():
-        pytest.skip(f"dataset {name!r} not present under {root}")
-    return root / name
-
-
 @pytest.fixture
 def unused_tcp_port() -> int:
     """A loopback TCP port that was free a moment ago (for a process group rendezvous)."""

@@ -9,7 +9,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from conftest import require_dataset
+from helpers import require_dataset
 
 from medsecure_transforms.attacks import asma_preset
 from medsecure_transforms.attacks.targets import scale_mask, shift_mask

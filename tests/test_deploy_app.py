@@ -20,7 +20,7 @@ import torch
 pytest.importorskip("monai.deploy.operators", reason="the 'deploy' extra (monai-deploy-app-sdk) is not installed")
 hd = pytest.importorskip("highdicom", reason="the 'deploy' extra (highdicom) is not installed")
 
-from conftest import require_dataset  # noqa: E402
+from helpers import require_dataset  # noqa: E402
 from monai.bundle import ConfigParser  # noqa: E402
 from monai.deploy.operators.monai_bundle_inference_operator import filter_compose  # noqa: E402
 

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from conftest import require_dataset
+from helpers import require_dataset
 from parameterized import parameterized
 
 from medsecure_transforms.data.dicom_series import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import require_dataset
+from helpers import require_dataset
 from scipy.stats import mannwhitneyu
 
 from medsecure_transforms.defenses import FFTDetector, Reformer

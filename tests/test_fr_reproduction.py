@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import require_dataset
+from helpers import require_dataset
 
 from medsecure_transforms.attacks import asma_preset
 from medsecure_transforms.bundle import bundle_dir

@@ -10,6 +10,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from helpers import phantom
 from parameterized import parameterized
 
 from medsecure_transforms.codecs import CorruptStreamError
@@ -25,15 +26,6 @@ from medsecure_transforms.codecs.mvc.codec import (
 )
 from medsecure_transforms.codecs.mvc.format import max_levels, unpack_mvc
 from medsecure_transforms.frequency import subband_names, wavedec_nd
-
-
-def phantom(shape=(32, 24, 12), dtype=np.int16, seed=0) -> np.ndarray:
-    """A smooth blob with an edge and mild noise, in 12-bit grey levels."""
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    radius = np.sqrt(sum(g**2 for g in grids))
-    volume = 1500 * (radius < 0.6) + 800 * np.exp(-4 * radius**2) + rng.normal(0, 20, shape)
-    return np.clip(volume, 0, 4095).astype(dtype)
 
 
 def _reseal(body: bytes) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_mvc import phantom
+from helpers import phantom
 
 from medsecure_transforms.codecs.baselines import (
     openjpeg_decode,

@@ -11,10 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from helpers import phantom, run_codec_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_mvc import phantom
-from test_mvc_cli import _run
 
 from medsecure_transforms.codecs import CorruptStreamError
 from medsecure_transforms.codecs.mvc.codec import MVWaveletCodec
@@ -117,20 +116,20 @@ def test_cli_lossless_and_scale(tmp_path, capsys):
     volume = phantom((32, 24, 16))
     affine = np.diag([0.9, 0.9, 6.0, 1.0])
     write_nifti(tmp_path / "in.nii.gz", volume, affine)
-    assert _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "l.mvc"), "--lossless") == 0
+    assert run_codec_cli("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "l.mvc"), "--lossless") == 0
     assert json.loads(capsys.readouterr().out)["codec"]["wavelet"] == REVERSIBLE_53
-    _run("decompress", str(tmp_path / "l.mvc"), str(tmp_path / "out.nii.gz"))
+    run_codec_cli("decompress", str(tmp_path / "l.mvc"), str(tmp_path / "out.nii.gz"))
     capsys.readouterr()
     out = nib.load(tmp_path / "out.nii.gz")
     assert np.array_equal(np.asarray(out.dataobj), volume) and np.array_equal(out.affine, affine)
     sizes = []
     for scale in ("1", "4"):
-        _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / f"s{scale}.mvc"), "--scale", scale)
+        run_codec_cli("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / f"s{scale}.mvc"), "--scale", scale)
         summary = json.loads(capsys.readouterr().out)
         sizes.append(summary["compressed_bytes"])
         assert summary["codec"]["q_min"] == float(scale)
     assert sizes[1] < sizes[0]
     with pytest.raises(SystemExit):
-        _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--lossless", "--scale", "2")
+        run_codec_cli("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--lossless", "--scale", "2")
     with pytest.raises(ValueError, match="--q-max"):
-        _run("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--lossless", "--q-max", "8")
+        run_codec_cli("compress", str(tmp_path / "in.nii.gz"), str(tmp_path / "x.mvc"), "--lossless", "--q-max", "8")

@@ -7,9 +7,9 @@ import unittest
 import numpy as np
 import pytest
 import torch
+from helpers import phantom
 from monai.data import MetaTensor
 from parameterized import parameterized
-from test_mvc import phantom
 
 from medsecure_transforms.codecs.mvc.codec import MVWaveletCodec
 from medsecure_transforms.transforms import MVCompress3D, MVCompress3DD, MVCompress3Dd, MVCompress3DDict
