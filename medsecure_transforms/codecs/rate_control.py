@@ -1,11 +1,12 @@
-"""Rate control shared by the codecs and their baselines: find the parameter that gives a target ratio."""
+"""Rate control shared by the codecs and their baselines: find the codec parameter that gives a target ratio
+(:func:`match_ratio`) or the best stream within a byte budget (:func:`largest_within`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-__all__ = ["match_ratio"]
+__all__ = ["largest_within", "match_ratio"]
 
 
 def match_ratio(
@@ -82,3 +83,42 @@ def match_ratio(
                 ea /= 2
             side = 1
     return best[0], best[2]
+
+
+def largest_within(
+    encode: Callable[[float], bytes],
+    max_bytes: int,
+    bounds: tuple[float, float],
+    integer: bool = False,
+    iterations: int = 14,
+) -> tuple[float, bytes]:
+    """Bisect for the largest parameter in ``bounds`` whose stream is not above ``max_bytes`` bytes.
+
+    The stream is assumed to grow with the parameter (a quality or PSNR target). An ``integer`` parameter (e.g. a
+    JPEG quality) is bisected exactly over ``low..high``; a continuous one (e.g. an OpenJPEG PSNR target in dB) by
+    ``iterations`` halvings of ``bounds``, the result kept on the fitting side. When nothing fits, ``low`` is returned.
+
+    Returns:
+        ``(parameter, stream)``.
+    """
+    low, high = bounds
+    best, stream = low, None
+    if integer:
+        lo, hi = int(low), int(high)
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            blob = encode(mid)
+            if len(blob) <= max_bytes:
+                best, stream, lo = mid, blob, mid + 1
+            else:
+                hi = mid - 1
+    else:
+        lo, hi = float(low), float(high)
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            blob = encode(mid)
+            if len(blob) <= max_bytes:
+                best, stream, lo = mid, blob, mid
+            else:
+                hi = mid
+    return best, (encode(best) if stream is None else stream)
