@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
+from helpers import INPUT_TYPES
 from parameterized import parameterized
 
 from medsecure_transforms.attacks import (
@@ -167,9 +167,6 @@ class TestDAG(unittest.TestCase):
         result = DAG(max_iter=500, gamma=0.03)(model, x, torch.ones(1, 1, 4, 4, dtype=torch.long))
         self.assertEqual(float(result.target_iou[0]), 1.0)
         self.assertEqual(int(result.iterations[0]), 7)  # 0.3 + 6 * 0.03 = 0.48 < 0.5 < 0.51 = 0.3 + 7 * 0.03
-
-
-INPUT_TYPES = [("torch", torch.as_tensor), ("numpy", np.asarray), ("metatensor", MetaTensor)]
 
 
 class TestPGD(unittest.TestCase):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from helpers import INPUT_TYPES
 from monai.data import MetaTensor
 from parameterized import parameterized
 from torch import nn
@@ -37,11 +38,10 @@ def make_reformer() -> Reformer:
 
 DARK = np.full((1, 8, 8), 0.2, dtype=np.float32)  # score 0.1
 BRIGHT = np.full((1, 8, 8), 0.8, dtype=np.float32)  # score 0.4
-TYPES = [("numpy", np.asarray), ("torch", torch.as_tensor), ("metatensor", lambda a: MetaTensor(torch.as_tensor(a)))]
 
 
 class TestFFTDetect(unittest.TestCase):
-    @parameterized.expand(TYPES)
+    @parameterized.expand(INPUT_TYPES)
     def test_flag_passes_through_and_records(self, _, convert):
         transform = FFTDetect(make_detector(0.25))
         for image, flagged in ((DARK, False), (BRIGHT, True)):
@@ -55,7 +55,7 @@ class TestFFTDetect(unittest.TestCase):
                 self.assertEqual(out.meta["fft_detect_flagged"], flagged)
                 self.assertAlmostEqual(out.meta["fft_detect_threshold"], 0.25)
 
-    @parameterized.expand(TYPES)
+    @parameterized.expand(INPUT_TYPES)
     def test_reform_flagged_only(self, _, convert):
         transform = FFTDetect(make_detector(0.25), policy="reform", reformer=make_reformer())
         np.testing.assert_allclose(np.asarray(transform(convert(DARK))), DARK)

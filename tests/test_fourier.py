@@ -7,7 +7,7 @@ import unittest
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
+from helpers import INPUT_TYPES
 from parameterized import parameterized
 
 from medsecure_transforms.frequency import DOMAINS, fourier_magnitude, to_domain
@@ -23,11 +23,7 @@ def numpy_feature(x: np.ndarray, shift: bool, axes=(-2, -1)) -> np.ndarray:
 
 RNG = np.random.default_rng(0)
 IMAGE = RNG.random((2, 3, 12, 10))
-INPUTS = [
-    ("numpy", IMAGE),
-    ("torch", torch.as_tensor(IMAGE)),
-    ("metatensor", MetaTensor(torch.as_tensor(IMAGE))),
-]
+INPUTS = [(name, convert(IMAGE)) for name, convert in INPUT_TYPES]
 
 
 class TestFourierMagnitude(unittest.TestCase):

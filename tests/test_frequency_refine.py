@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 import torch
+from helpers import input_types
 from monai.data import MetaTensor
 from parameterized import parameterized
 from PIL import Image
@@ -120,11 +121,7 @@ class TestQuantizer(unittest.TestCase):
             BlockDCTQuantizer(np.ones((8, 7)))
 
 
-INPUTS = [
-    ("numpy", lambda a: a),
-    ("torch", torch.as_tensor),
-    ("metatensor", lambda a: MetaTensor(torch.as_tensor(a), meta={"filename_or_obj": "img.png"})),
-]
+INPUTS = input_types(meta={"filename_or_obj": "img.png"})
 
 
 class TestTransforms(unittest.TestCase):

@@ -7,7 +7,7 @@ import unittest
 import numpy as np
 import pytest
 import torch
-from helpers import phantom
+from helpers import input_types, phantom
 from monai.data import MetaTensor
 from parameterized import parameterized
 
@@ -15,22 +15,20 @@ from medsecure_transforms.codecs.mvc.codec import MVWaveletCodec
 from medsecure_transforms.transforms import MVCompress3D, MVCompress3DD, MVCompress3Dd, MVCompress3DDict
 
 VOLUME = phantom((32, 24, 16))[None]  # [C, H, W, D]
+OUT_TYPES = {"numpy": np.ndarray, "torch": torch.Tensor, "metatensor": MetaTensor}
+AFFINE = torch.diag(torch.tensor([2.0, 2, 5, 1]))
 
 
 class TestMVCompress3DTransform(unittest.TestCase):
     @parameterized.expand(
         [
-            ("numpy", lambda v: v, np.ndarray),
-            ("torch_float", lambda v: torch.as_tensor(v.astype(np.float32)), torch.Tensor),
-            (
-                "metatensor",
-                lambda v: MetaTensor(torch.as_tensor(v), affine=torch.diag(torch.tensor([2.0, 2, 5, 1]))),
-                MetaTensor,
-            ),
+            (f"{name}_{np.dtype(dtype)}", wrap, dtype, OUT_TYPES[name])
+            for name, wrap in input_types(affine=AFFINE)
+            for dtype in (np.int16, np.float32)
         ]
     )
-    def test_type_dtype_and_matches_codec(self, _name, wrap, out_type):
-        img = wrap(VOLUME)
+    def test_type_dtype_and_matches_codec(self, _name, wrap, dtype, out_type):
+        img = wrap(VOLUME.astype(dtype))
         out = MVCompress3D(q_max=8.0)(img)
         self.assertIsInstance(out, out_type)
         self.assertEqual(out.dtype, img.dtype)

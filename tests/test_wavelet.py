@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pywt
 import torch
-from monai.data import MetaTensor
+from helpers import INPUT_TYPES
 from parameterized import parameterized
 
 from medsecure_transforms.frequency import (
@@ -53,9 +53,10 @@ class TestAgainstPyWavelets(unittest.TestCase):
 class TestReconstruction(unittest.TestCase):
     @parameterized.expand(
         [
-            ("tensor_f64", torch.float64, lambda t: t, 1e-9),
-            ("tensor_f32", torch.float32, lambda t: t, 1e-4),
-            ("metatensor", torch.float32, lambda t: MetaTensor(t), 1e-4),
+            (f"{name}_{str(dtype).removeprefix('torch.')}", dtype, wrap, atol)
+            for name, wrap in INPUT_TYPES
+            if name != "numpy"  # wavedec_nd takes tensors
+            for dtype, atol in ((torch.float64, 1e-9), (torch.float32, 1e-4))
         ]
     )
     def test_perfect_reconstruction_per_axis_levels(self, _name, dtype, wrap, atol):
