@@ -104,15 +104,18 @@ def subcommand(register, argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_commands_keep_their_asma_defaults():
-    """The defaults before the presets: calibrate fr 200 x 5e-4/5e-5 in 8/255 (stop 0.9, batches of 4), evaluate the
-    authors' 2500 x 1e-6/1e-7 box only (stop 0.8, batch 1), demo 60 steps of 1e-3/1e-4 in 8/255 (stop 0.8)."""
-    fr = subcommand(calibrate_fr.register, ["fr", "--output", "o"])
+def test_commands_asma_defaults():
+    """calibrate fr: 200 x 5e-4/5e-5 in 8/255 (stop 0.9, batches of 4); evaluate: the authors' multipliers x1000 in
+    8/255 (150 steps, stop 0.8, batch 1; the authors' own schedule by name); demo 60 steps of 1e-3/1e-4 in 8/255;
+    one torch thread per process."""
+    fr = subcommand(calibrate_fr.register, ["fr", "--output-dir", "o"])
     assert schedule(asma_from_args(fr)) == DOCUMENTED["small_steps"]
-    assert (fr.batch_size, fr.seed, fr.threads, fr.split, fr.bundle) == (4, 0, 2, "validation", "fundus_disc_seg")
+    assert (fr.batch_size, fr.seed, fr.threads, fr.split, fr.bundle) == (4, 0, 1, "validation", "fundus_disc_seg")
     ev = subcommand(evaluate.register, ["evaluate", "--bundle", "b", "--output-dir", "o"])
-    assert schedule(evaluate.build_attack(ev)) == DOCUMENTED["authors"]
-    assert (ev.batch_size, ev.seed, ev.threads, ev.split) == (1, 0, None, "test")
+    assert schedule(evaluate.build_attack(ev)) == DOCUMENTED["authors_x1000"]
+    assert (ev.batch_size, ev.seed, ev.threads, ev.split) == (1, 0, 1, "test")
+    authors = ["evaluate", "--bundle", "b", "--output-dir", "o", "--attack-preset", "authors"]
+    assert schedule(evaluate.build_attack(subcommand(evaluate.register, authors))) == DOCUMENTED["authors"]
     assert (
         evaluate.build_attack(
             subcommand(evaluate.register, ["evaluate", "--bundle", "b", "--output-dir", "o", "--attack", "dag"])

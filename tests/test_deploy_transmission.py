@@ -54,20 +54,30 @@ def test_dicom_round_trip_keeps_geometry_and_identifiers_when_asked(source, tmp_
     assert dropped.StudyInstanceUID != IDENTIFIERS["StudyInstanceUID"]
 
 
-def test_identifiers_dropped_by_default(source, tmp_path):
+def test_identifiers_dropped_by_default(source, tmp_path, capsys):
     mvc = tmp_path / "scan.mvc"
     identifiers_sidecar(mvc).write_text('{"PatientID": "stale"}')
-    assert main(["compress", str(source), str(mvc)]) == 0
+    assert main(["compress", str(source), str(mvc)]) == 2  # a stale sidecar would describe the new file
+    assert "--overwrite" in capsys.readouterr().err and not mvc.exists()
+    assert main(["compress", str(source), str(mvc), "--overwrite"]) == 0
     assert not identifiers_sidecar(mvc).exists()  # a stale sidecar of an earlier run is removed
     assert main(["decompress", str(mvc), str(tmp_path / "out")]) == 0
     assert pydicom.dcmread(sorted((tmp_path / "out").glob("*.dcm"))[0]).PatientID == ""
 
 
-def test_decompress_refuses_a_non_empty_folder(source, tmp_path):
+def test_decompress_refuses_a_non_empty_folder_unless_overwrite(source, tmp_path, capsys):
     mvc = tmp_path / "scan.mvc"
-    main(["compress", str(source), str(mvc)])
+    assert main(["compress", str(source), str(mvc)]) == 0
+    before, old_uids = sorted(p.name for p in source.iterdir()), _uids(source)
+    assert main(["decompress", str(mvc), str(source)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in source.iterdir()) == before
     with pytest.raises(DicomSeriesError, match="empty or new folder"):
-        main(["decompress", str(mvc), str(source)])
+        write_dicom_series(np.zeros((4, 4, 2), np.int16), AFFINE, source)
+    assert main(["decompress", str(mvc), str(source), "--overwrite"]) == 0  # replaced as a whole
+    assert _uids(source).isdisjoint(old_uids)
+    assert read_dicom_series(source).array.shape == (24, 20, 12)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
 @pytest.mark.parametrize("lossless", [False, True])

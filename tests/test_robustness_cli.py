@@ -53,24 +53,20 @@ class TestBuilders(unittest.TestCase):
         self.assertTrue(torch.equal(shifted[0, 0, 2:5, 4:7], torch.ones(3, 3, dtype=torch.long)))
         erased = evaluate.build_target_fn(parse(["--target", "erase"]), None)(labels)
         self.assertEqual(int(erased.sum()), 0)
-        with self.assertRaises(SystemExit):
+        with self.assertRaisesRegex(ValueError, "--target shift needs --shift"):
             evaluate.build_target_fn(parse(["--target", "shift"]), None)
 
     def test_regions_and_defenses(self):
-        self.assertEqual(evaluate.parse_regions(["disc=1,2", "cup=2"]), {"disc": [1, 2], "cup": [2]})
-        self.assertIsNone(evaluate.parse_regions(None))
+        self.assertEqual(dict(parse(["--regions", "disc=1,2", "cup=2"]).regions), {"disc": [1, 2], "cup": [2]})
+        self.assertIsNone(parse([]).regions)
         with self.assertRaises(SystemExit):
-            evaluate.parse_regions(["disc=a"])
-        defenses = evaluate.parse_defenses(
-            [
-                'half={"_target_": "monai.transforms.ScaleIntensityRange", "a_min": 0, '
-                '"a_max": 1, "b_min": 0, "b_max": 0.5}'
-            ]
-        )
+            parse(["--regions", "disc=a"])
+        config = '{"_target_": "monai.transforms.ScaleIntensityRange", "a_min": 0, "a_max": 1, "b_min": 0, "b_max": 0.5}'
+        defenses = evaluate.build_defenses(parse(["--defense", f"half={config}"]).defense)
         torch.testing.assert_close(torch.as_tensor(defenses["half"](torch.ones(1, 2, 2))), torch.full((1, 2, 2), 0.5))
-        for bad in ("nojson", "x={not json}"):
+        for bad in ("nojson", "x={not json}", "x=[1]"):
             with self.assertRaises(SystemExit):
-                evaluate.parse_defenses([bad])
+                parse(["--defense", bad])
 
 
 class TestEndToEnd(unittest.TestCase):

@@ -1,16 +1,121 @@
-"""Argument groups shared by the ``medsecure`` subcommands and the scripts in ``scripts/``.
+"""Argument groups, value checks and the parser class shared by the ``medsecure`` subcommands and ``scripts/``.
 
-A public module: scripts import these groups from here, never from the command modules.
+A public module: scripts import these groups from here, never from the command modules. It imports neither torch
+nor MONAI (``medsecure --help`` builds every parser from it in well under a second): commands import their methods
+inside their ``run`` functions.
+
+Value checks (``positive_float``, ``positive_int``, ...) are argparse ``type=`` callables: a bad value stops the
+command at parse time with one line ``medsecure <command>: error: argument --flag: ...`` and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
-from ..attacks import ASMA, ASMA_PRESETS, asma_preset
+from ..attacks.presets import ASMA_PRESETS
+
+if TYPE_CHECKING:
+    from ..attacks import ASMA
 
 # ASMA values a flag can override; each flag defaults to None = the preset's value
 ASMA_OVERRIDES = ("max_iter", "beta", "tau", "target_iou", "max_linf")
+DEFAULT_THREADS = 1
+"""torch CPU threads of the commands: one per process (see ``--threads`` in docs/evaluation.md for the measurement)."""
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # smallest normal float32
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose errors are one line on stderr: ``<prog>: error: <message>``, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions kept as written; every option with a default other than ``None``/``False`` shows it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    description: str | None = None,
+    func: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand parser with :class:`HelpFormatter` and, when ``func`` runs it, ``--debug``.
+
+    Its errors are one line when ``subparsers`` belongs to a :class:`CommandParser` (subparsers take their parent's
+    class).
+    """
+    parser = subparsers.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter)
+    if func is not None:
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an error, show the Python traceback instead of one line",
+        )
+        parser.set_defaults(func=func, prog=parser.prog)
+    return parser
+
+
+def _number(text: str, kind: type, check: Callable[[float], bool], expected: str) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not (math.isfinite(value) and check(value)):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite number (no NaN, no inf)."""
+    return _number(text, float, lambda v: True, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    return _number(text, float, lambda v: v > 0, "a finite number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    return _number(text, float, lambda v: v >= 0, "a finite number >= 0")
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1] (an IoU, a Dice score, a drop of one)."""
+    return _number(text, float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def float32_positive(text: str) -> float:
+    """A positive normal float32 number: quantization steps and value ranges are stored as float32."""
+    return _number(
+        text, float, lambda v: FLOAT32_TINY <= v <= FLOAT32_MAX, f"a number in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}]"
+    )
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +125,23 @@ def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_threads_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None) -> None:
-    """``--threads``: torch CPU threads (``None``: torch's choice)."""
-    shown = "torch's choice" if default is None else default
-    parser.add_argument("--threads", type=int, default=default, help=f"torch CPU threads (default: {shown})")
+def add_threads_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None = DEFAULT_THREADS
+) -> None:
+    """``--threads``: torch CPU threads (``None``: torch's choice, one per core)."""
+    shown = "torch's choice, one per core" if default is None else default
+    parser.add_argument("--threads", type=positive_int, default=default, help=f"torch CPU threads (default: {shown})")
+
+
+def add_output_dir_argument(parser: argparse.ArgumentParser, default: str | None, what: str) -> None:
+    """``--output-dir`` (required when ``default`` is ``None``) and ``--overwrite``."""
+    parser.add_argument("--output-dir", default=default, required=default is None, help=what)
+    add_overwrite_argument(parser)
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace existing outputs (refused otherwise)."""
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (refused otherwise)")
 
 
 def add_bundle_arguments(
@@ -33,31 +151,32 @@ def add_bundle_arguments(
     parser.add_argument(
         "--bundle", default=bundle, required=bundle is None, help="bundle name under bundles/ or a bundle folder"
     )
-    parser.add_argument("--split", default=split, help=f"dataset split (default: {split})")
-    parser.add_argument("--limit", type=int, default=None, help=limit_help)
+    parser.add_argument("--split", default=split, help="dataset split")
+    parser.add_argument("--limit", type=positive_int, default=None, help=limit_help)
     add_data_root_argument(parser)
 
 
 def add_attack_arguments(parser: argparse.ArgumentParser, preset: str, batch_size: int) -> argparse._ArgumentGroup:
     """The ``attack`` group: ``--attack-preset`` (a name of ``ASMA_PRESETS``), one flag per value it can override,
     ``--seed`` and ``--batch-size``. Returns the group so a command can add its own attack flags to it."""
-    names = ", ".join(f"{name} ({p.max_iter} x beta {p.beta:g}, tau {p.tau:g})" for name, p in ASMA_PRESETS.items())
+    names = "; ".join(f"{name}: {p.max_iter} x beta {p.beta:g}, tau {p.tau:g}" for name, p in ASMA_PRESETS.items())
     group = parser.add_argument_group("attack", "ASMA from a named preset, each ASMA flag overriding one of its values")
-    group.add_argument(
-        "--attack-preset", choices=sorted(ASMA_PRESETS), default=preset, help=f"default {preset}; {names}"
-    )
-    group.add_argument("--max-iter", type=int, default=None, help="ASMA iterations (default: the preset's)")
-    group.add_argument("--beta", type=float, default=None, help="ASMA IoU-proportional step multiplier")
-    group.add_argument("--tau", type=float, default=None, help="ASMA constant step multiplier")
-    group.add_argument("--max-linf", type=float, default=None, help="ASMA Linf budget (image units)")
-    group.add_argument("--target-iou", type=float, default=None, help="ASMA stopping IoU with the target")
+    group.add_argument("--attack-preset", choices=sorted(ASMA_PRESETS), default=preset, help=f"ASMA schedule ({names})")
+    group.add_argument("--max-iter", type=positive_int, default=None, help="ASMA iterations (default: the preset's)")
+    group.add_argument("--beta", type=non_negative_float, default=None, help="ASMA IoU-proportional step multiplier")
+    group.add_argument("--tau", type=non_negative_float, default=None, help="ASMA constant step multiplier")
+    group.add_argument("--max-linf", type=positive_float, default=None, help="ASMA Linf budget (image units)")
+    group.add_argument("--target-iou", type=probability, default=None, help="ASMA stopping IoU with the target")
     group.add_argument("--seed", type=int, default=0, help="seed of the attack and of the target-mask draws")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=f"images per batch (default {batch_size})")
+    group.add_argument("--batch-size", type=positive_int, default=batch_size, help="images per batch")
     return group
 
 
 def asma_from_args(args: argparse.Namespace) -> ASMA:
-    """:class:`ASMA` of ``--attack-preset`` with every explicit override flag and ``--seed`` applied."""
+    """:class:`ASMA` of ``--attack-preset`` with every explicit override flag and
+    ``--seed`` applied."""
+    from ..attacks import asma_preset
+
     overrides = {k: getattr(args, k) for k in ASMA_OVERRIDES if getattr(args, k) is not None}
     return asma_preset(args.attack_preset, seed=args.seed, **overrides)
 

@@ -1,10 +1,10 @@
 """``medsecure calibrate mv3d``: Q_min / Q_max of MVCompress3D from a segmentation bundle (paper Sec. 3.2.2).
 
 Scores are the bundle network's mean foreground Dice on the decoded ``--split`` volumes. Writes
-``<output>/mv3d_codec.json`` (load with ``MVWaveletCodec.load`` or pass to ``medsecure compress --state``) and
-``<output>/mv3d_calibration.json`` (both corner-case curves).
+``<output-dir>/mv3d_codec.json`` (load with ``MVWaveletCodec.load`` or pass to ``medsecure compress --state``) and
+``<output-dir>/mv3d_calibration.json`` (both corner-case curves).
 
-    medsecure calibrate mv3d --bundle cardiac_seg --split validation --output results/mv3d/calibration
+    medsecure calibrate mv3d --bundle cardiac_seg --split validation --output-dir results/mv3d/calibration
 """
 
 from __future__ import annotations
@@ -13,47 +13,70 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from ..codecs.mvc import PAPER_CANDIDATES, MVWaveletCodec, calibrate_step_bounds
-from ..evaluation.mv3d_study import BundleSegmenter
-from .arguments import add_data_root_argument
+from .arguments import (
+    add_command,
+    add_data_root_argument,
+    add_output_dir_argument,
+    add_threads_argument,
+    float32_positive,
+    positive_int,
+    probability,
+)
+from .codec import load_state
+from .outputs import check_outputs, staged_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("mv3d", help="MVCompress3D step bounds from a segmentation bundle (corner cases)")
+    parser = add_command(
+        subparsers,
+        "mv3d",
+        help="MVCompress3D step bounds from a segmentation bundle (corner cases)",
+        description=__doc__,
+        func=run,
+    )
     parser.add_argument("--bundle", default="cardiac_seg", help="3D segmentation bundle")
     parser.add_argument("--split", default="validation", help="split whose volumes are scored")
-    parser.add_argument("--limit", type=int, default=None, help="first N volumes only")
-    parser.add_argument("--candidates", type=float, nargs="+", default=list(PAPER_CANDIDATES))
-    parser.add_argument("--tolerance", type=float, default=0.01, help="largest accepted mean-Dice drop")
-    parser.add_argument("--state", help="starting codec parameters (JSON); default the paper's")
-    parser.add_argument("--output", default="results/mv3d/calibration")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N volumes only")
+    parser.add_argument(
+        "--candidates",
+        type=float32_positive,
+        nargs="+",
+        help="step candidates (default: the paper's 0.25 0.5 1 2 4 8 16 32 64)",
+    )
+    parser.add_argument("--tolerance", type=probability, default=0.01, help="largest accepted mean-Dice drop")
+    parser.add_argument("--state", help="starting codec parameters (JSON; default: the paper's)")
+    add_output_dir_argument(parser, "results/mv3d/calibration", "folder for mv3d_codec.json, mv3d_calibration.json")
     add_data_root_argument(parser)
-    parser.set_defaults(func=run)
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(1)
+    import torch
+
+    from ..codecs.mvc import PAPER_CANDIDATES, MVWaveletCodec, calibrate_step_bounds
+    from ..evaluation.mv3d_study import BundleSegmenter
+
+    check_outputs([args.output_dir], [args.state] if args.state else [], args.overwrite)
+    torch.set_num_threads(args.threads)
+    codec = MVWaveletCodec.from_dict(load_state(args.state)) if args.state else MVWaveletCodec()
     segmenter = BundleSegmenter(args.bundle, args.split, args.data_root, args.limit)
     cases = list(segmenter.cases())
-    codec = MVWaveletCodec.load(args.state) if args.state else MVWaveletCodec()
     calibrated, report = calibrate_step_bounds(
         [raw for _, _, raw in cases],
         lambda i, volume: segmenter.mean_dice(cases[i][1], volume),
         codec=codec,
-        candidates=args.candidates,
+        candidates=args.candidates or PAPER_CANDIDATES,
         tolerance=args.tolerance,
     )
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    calibrated.save(out / "mv3d_codec.json")
     report.update({"bundle": args.bundle, "split": args.split, "cases": [name for name, _, _ in cases]})
-    (out / "mv3d_calibration.json").write_text(json.dumps(report, indent=2) + "\n")
+    with staged_folder(args.output_dir) as staging:
+        calibrated.save(staging / "mv3d_codec.json")
+        (staging / "mv3d_calibration.json").write_text(json.dumps(report, indent=2) + "\n")
     print(
         json.dumps(
             {k: report[k] for k in ("reference_score", "q_min", "q_max", "lower_corner_met", "upper_corner_met")},
             indent=2,
         )
     )
+    print(f"wrote {Path(args.output_dir) / 'mv3d_codec.json'}, {Path(args.output_dir) / 'mv3d_calibration.json'}")
     return 0

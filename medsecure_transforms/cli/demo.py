@@ -4,19 +4,29 @@ On real data (Drishti-GS1 test split in the data root) it scores a few test imag
 Without the data root it runs on the real fundus photograph scikit-image ships (``skimage.data.retina()``) and
 scores against the network's own benign prediction (there is no ground truth for that image).
 Prints a Markdown table (Dice / IoU of disc and cup for benign, adversarial and defended inputs) and writes the
-full report (JSON, CSV, PNG panel, MLflow store) to ``--output-dir``.
+full report (JSON, CSV, PNG panel, MLflow store) to ``--output-dir``, and ends with a one-line conclusion.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from .arguments import (
+    add_command,
+    add_data_root_argument,
+    add_overwrite_argument,
+    add_threads_argument,
+    positive_float,
+    positive_int,
+)
+from .outputs import check_outputs
 
-from .arguments import add_data_root_argument
+if TYPE_CHECKING:
+    import torch
 
 BUNDLE = "fundus_disc_seg"
 DATASET = "fundus-drishti-gs1"
@@ -27,31 +37,51 @@ FR_STEPS = (50.0, 20.0, 100.0)
 
 def register(subparsers) -> None:
     """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
         help="main job: ASMA vs JPEG / FrequencyRefine on the fundus bundle",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=run,
     )
     add_data_root_argument(parser)
-    parser.add_argument("--limit", type=int, default=4, help="test images to attack (default 4)")
+    parser.add_argument("--limit", type=positive_int, default=4, help="test images to attack")
     parser.add_argument(
-        "--max-iter", type=int, default=60, help="ASMA iterations per image (preset authors_x1000; default 60)"
+        "--max-iter", type=positive_int, default=60, help="ASMA iterations per image (preset authors_x1000)"
     )
     parser.add_argument(
         "--scale",
-        type=float,
+        type=positive_float,
         default=0.6,
-        help="target = ground-truth disc scaled by this factor about its centroid (default 0.6)",
+        help="target = ground-truth disc scaled by this factor about its centroid",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/demo"), help="report folder (default runs/demo)")
+    parser.add_argument("--output-dir", default=None, help="report folder (default: runs/demo-<date>-<time>)")
+    add_overwrite_argument(parser)
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    parser.set_defaults(func=run)
+    add_threads_argument(parser)
+
+
+def conclusion(aggregate: dict) -> str:
+    """One sentence in plain words from the report's aggregate (mean optic-disc IoU in %)."""
+
+    def iou(condition: str) -> str:
+        return f"{100 * aggregate[f'{condition}/disc/iou']['mean']:.0f} %"
+
+    adversarial, fr = aggregate["adversarial/disc/iou"]["mean"], aggregate["defended_adversarial.FR/disc/iou"]["mean"]
+    return (
+        f"Conclusion: ASMA cut the optic-disc IoU from {iou('benign')} to {iou('adversarial')}; FrequencyRefine "
+        f"{'restored it to' if fr > adversarial else 'left it at'} {iou('defended_adversarial.FR')} "
+        f"(JPEG(50): {iou('defended_adversarial.JPEG50')}, JPEG(85): {iou('defended_adversarial.JPEG85')}) "
+        f"and kept {iou('defended_benign.FR')} on clean images "
+        f"(mean over {aggregate['benign/disc/iou']['n']} images)."
+    )
 
 
 def retina_sample(model: torch.nn.Module, spatial_size: tuple[int, int]) -> dict:
     """``skimage.data.retina()`` as a bundle input ``[3, W, H]`` in [0, 1] (MONAI's 2D axis order), labelled with
     the network's own benign prediction."""
+    import numpy as np
+    import torch
     from monai.transforms import Resize
     from skimage.data import retina
 
@@ -63,7 +93,8 @@ def retina_sample(model: torch.nn.Module, spatial_size: tuple[int, int]) -> dict
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build samples, the FR table and the attack; run the robustness engine; print the table."""
+    """Build samples, the FR table and the attack; run the robustness engine; print the table and a conclusion."""
+    import torch
     from monai.data import Dataset
 
     from ..attacks import asma_preset
@@ -71,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
     from ..bundle import bundle_config, bundle_preprocessing, load_bundle_network
     from ..data import find_data_root, load_datalist, loading_transforms
     from ..defenses.frequency_refine import fit_defensive_table
-    from ..evaluation.robustness import evaluate_robustness
     from ..transforms import FrequencyRefine, JPEGQuantize
+    from .evaluate import robustness_report
 
+    output_dir = Path(args.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_outputs([output_dir], [], args.overwrite)
+    torch.set_num_threads(args.threads)
     model = load_bundle_network(BUNDLE)
     data_root = find_data_root(args.data_root)
     if data_root is not None and (data_root / DATASET / "dataset.json").is_file():
@@ -92,17 +126,19 @@ def run(args: argparse.Namespace) -> int:
     defenses = {"JPEG85": JPEGQuantize(85), "JPEG50": JPEGQuantize(50), "FR": FrequencyRefine(table)}
     attack = asma_preset("authors_x1000", max_iter=args.max_iter)
     print(f"medsecure demo: ASMA on {source}")
-    report = evaluate_robustness(
-        model,
-        samples,
-        attack,
-        args.output_dir,
+    report = robustness_report(
+        output_dir,
+        args.overwrite,
+        track=not args.no_mlflow,
+        run_name="demo",
+        model=model,
+        samples=samples,
+        attack=attack,
         defenses=defenses,
         target_fn=partial(scale_mask, factor=args.scale),
         regions=REGIONS,
-        track=not args.no_mlflow,
-        run_name="demo",
     )
     print(Path(report["files"]["markdown"]).read_text())
-    print(f"full report: {args.output_dir.resolve()}")
+    print(f"full report: {output_dir.resolve()}")
+    print(conclusion(report["aggregate"]))
     return 0

@@ -5,6 +5,9 @@ Example (ASMA towards the ground-truth mask shifted 48 px to the right, JPEG-sty
     medsecure evaluate --bundle fundus_disc_seg --split test --attack asma --max-iter 200 \\
         --target shift --shift 0 48 --regions disc=1,2 cup=2 \\
         --defense 'fr={"_target_": "medsecure_transforms.transforms.FrequencyRefine"}' --output-dir eval/asma
+
+The default ASMA preset (``authors_x1000``, 150 steps in an 8/255 ball) takes seconds per 256x256 image on a CPU;
+``--attack-preset authors`` runs the authors' schedule (2500 tiny steps: hours per image).
 """
 
 from __future__ import annotations
@@ -13,48 +16,89 @@ import argparse
 import json
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from .arguments import (
+    add_attack_arguments,
+    add_bundle_arguments,
+    add_command,
+    add_output_dir_argument,
+    add_threads_argument,
+    asma_from_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from .outputs import check_outputs, staged_folder
 
-from ..attacks import BPDA, DAG, EOT, FGSM, PGD, SegmentationAttack
-from ..attacks.targets import OtherSampleMask, erase_classes, scale_mask, shift_mask
-from .arguments import add_attack_arguments, add_bundle_arguments, add_threads_argument, asma_from_args
+if TYPE_CHECKING:
+    from ..attacks import SegmentationAttack
+    from ..attacks.targets import OtherSampleMask
 
 ATTACKS = ("asma", "dag", "pgd", "fgsm")
 TARGETS = ("shift", "scale", "erase", "other")
+DEFAULT_PRESET = "authors_x1000"
 
 
-def register(subparsers) -> None:
+def region(text: str) -> tuple[str, list[int]]:
+    """``"disc=1,2"`` -> ``("disc", [1, 2])`` (an argparse ``type``)."""
+    name, sep, classes = text.partition("=")
+    try:
+        values = [int(c) for c in classes.split(",")]
+    except ValueError:
+        sep = ""
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=C1,C2,..., got {text!r}")
+    return name, values
+
+
+def defense_config(text: str) -> tuple[str, dict]:
+    """``'name={"_target_": ...}'`` -> ``(name, config dict)`` (an argparse ``type``; instantiated when run)."""
+    name, sep, config = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=CONFIG, got {text!r}")
+    try:
+        parsed = json.loads(config)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"{name}: CONFIG is not valid JSON ({error})") from None
+    if not isinstance(parsed, dict) or "_target_" not in parsed:
+        raise argparse.ArgumentTypeError(f"{name}: CONFIG must be a JSON object with a '_target_'")
+    return name, parsed
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "evaluate",
         help="robustness of a bundle's network under attack (and defenses)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=run,
     )
     add_bundle_arguments(parser, None, "test", "evaluate only the first N samples")
-    parser.add_argument("--output-dir", required=True, type=Path, help="reports and the MLflow store go here")
-    attack = add_attack_arguments(parser, "authors", batch_size=1)
+    add_output_dir_argument(parser, None, "reports and the MLflow store go here")
+    attack = add_attack_arguments(parser, DEFAULT_PRESET, batch_size=1)
     attack.add_argument("--attack", choices=ATTACKS, default="asma", help="attack (--max-iter: DAG default 200)")
-    attack.add_argument("--gamma", type=float, default=0.5 / 255, help="DAG normalised step (image units)")
-    attack.add_argument("--epsilon", type=float, default=8 / 255, help="PGD/FGSM ball radius (image units)")
-    attack.add_argument("--step-size", type=float, default=2 / 255, help="PGD step size")
-    attack.add_argument("--steps", type=int, default=10, help="PGD iterations")
+    attack.add_argument("--gamma", type=positive_float, default=0.5 / 255, help="DAG normalised step (image units)")
+    attack.add_argument("--epsilon", type=positive_float, default=8 / 255, help="PGD/FGSM ball radius (image units)")
+    attack.add_argument("--step-size", type=positive_float, default=2 / 255, help="PGD step size")
+    attack.add_argument("--steps", type=positive_int, default=10, help="PGD iterations")
     attack.add_argument("--norm", choices=("linf", "l2"), default="linf", help="PGD/FGSM norm")
     attack.add_argument(
         "--targeted", action="store_true", help="PGD/FGSM towards --target instead of away from the label"
     )
     target = parser.add_argument_group("target mask (targeted attacks)")
-    target.add_argument("--target", choices=TARGETS, default="shift")
+    target.add_argument("--target", choices=TARGETS, default="shift", help="how the target mask is drawn")
     target.add_argument("--shift", type=int, nargs="+", default=None, help="voxels per spatial axis (shift)")
-    target.add_argument("--scale", type=float, default=0.5, help="foreground scale factor (scale)")
+    target.add_argument("--scale", type=positive_float, default=0.5, help="foreground scale factor (scale)")
     target.add_argument(
         "--erase-classes", type=int, nargs="*", default=None, help="classes to erase (erase; default all foreground)"
     )
-    target.add_argument("--erase-fill", type=int, default=0, help="class written over erased voxels (erase)")
+    target.add_argument("--erase-fill", type=non_negative_int, default=0, help="class written over erased voxels")
     defense = parser.add_argument_group("defenses")
     defense.add_argument(
         "--defense",
+        type=defense_config,
         action="append",
         default=[],
         metavar="NAME=CONFIG",
@@ -67,24 +111,26 @@ def register(subparsers) -> None:
         default="none",
         help="attack through the (single) defense: BPDA identity backward or EOT",
     )
-    defense.add_argument("--eot-samples", type=int, default=8)
+    defense.add_argument("--eot-samples", type=positive_int, default=8, help="EOT samples per gradient")
     report = parser.add_argument_group("report")
     report.add_argument(
         "--regions",
+        type=region,
         nargs="*",
         default=None,
         metavar="NAME=C1,C2",
         help="regions scored as unions of classes, e.g. disc=1,2 cup=2 (default: each class)",
     )
-    report.add_argument("--panel-samples", type=int, default=4)
+    report.add_argument("--panel-samples", type=non_negative_int, default=4, help="rows of the PNG panel")
     report.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    add_threads_argument(report, None)
-    report.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.set_defaults(func=run)
+    add_threads_argument(report)
+    report.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
 
 
 def build_attack(args: argparse.Namespace) -> SegmentationAttack:
     """The attack named by ``--attack`` with its arguments."""
+    from ..attacks import DAG, FGSM, PGD
+
     if args.attack == "asma":
         return asma_from_args(args)
     if args.attack == "dag":
@@ -103,9 +149,11 @@ def build_attack(args: argparse.Namespace) -> SegmentationAttack:
 
 def build_target_fn(args: argparse.Namespace, dataset) -> partial | OtherSampleMask:
     """The target-mask generator named by ``--target`` (``other`` draws from the split's labels)."""
+    from ..attacks.targets import OtherSampleMask, erase_classes, scale_mask, shift_mask
+
     if args.target == "shift":
         if not args.shift:
-            raise SystemExit("--target shift needs --shift with one offset per spatial axis, e.g. --shift 0 48")
+            raise ValueError("--target shift needs --shift with one offset per spatial axis, e.g. --shift 0 48")
         return partial(shift_mask, offset=list(args.shift))
     if args.target == "scale":
         return partial(scale_mask, factor=args.scale)
@@ -114,72 +162,67 @@ def build_target_fn(args: argparse.Namespace, dataset) -> partial | OtherSampleM
     return OtherSampleMask([sample["label"] for sample in dataset], seed=args.seed)
 
 
-def parse_defenses(items: list[str]) -> dict:
-    """``["name={json config}", ...]`` -> ``{name: instantiated defense}`` through MONAI's ``ConfigParser``."""
+def build_defenses(items: list[tuple[str, dict]]) -> dict:
+    """``[(name, config), ...]`` of ``--defense`` -> ``{name: instantiated defense}`` via MONAI's ``ConfigParser``."""
     from monai.bundle import ConfigParser
 
-    defenses = {}
-    for item in items:
-        name, sep, config = item.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--defense expects NAME=CONFIG, got {item!r}")
-        try:
-            parsed = json.loads(config)
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"--defense {name}: CONFIG is not valid JSON ({error})") from error
-        defenses[name] = ConfigParser({"defense": parsed}).get_parsed_content("defense")
-    return defenses
+    return {name: ConfigParser({"defense": config}).get_parsed_content("defense") for name, config in items}
 
 
-def parse_regions(items: list[str] | None) -> dict[str, list[int]] | None:
-    """``["disc=1,2", "cup=2"]`` -> ``{"disc": [1, 2], "cup": [2]}``."""
-    if not items:
-        return None
-    regions = {}
-    for item in items:
-        name, sep, classes = item.partition("=")
-        try:
-            regions[name] = [int(c) for c in classes.split(",")]
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise SystemExit(f"--regions expects NAME=C1,C2,..., got {item!r}")
-    return regions
+def robustness_report(output_dir: str | Path, overwrite: bool, track: bool, run_name: str, **kwargs) -> dict:
+    """:func:`~medsecure_transforms.evaluation.robustness.evaluate_robustness` written into a temporary sibling
+    folder renamed to ``output_dir`` when it succeeds (``overwrite``: replacing an existing one), then logged to
+    MLflow in ``output_dir``. An interrupted run (Ctrl-C) keeps its partial folder, whose path it prints."""
+    from ..evaluation.robustness import evaluate_robustness, log_report_to_mlflow
+
+    output_dir = Path(output_dir)
+    check_outputs([output_dir], [], overwrite)
+    with staged_folder(output_dir, keep_on_interrupt=True) as staging:
+        report = evaluate_robustness(output_dir=staging, track=False, run_name=run_name, **kwargs)
+    report["files"] = {key: str(output_dir / Path(path).name) for key, path in report["files"].items()}
+    if track:
+        log_report_to_mlflow(report, output_dir, run_name)
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the bundle, build attack/target/defenses, run :func:`evaluate_robustness`, print the Markdown table."""
+    """Load the bundle, build attack/target/defenses, run :func:`robustness_report`, print the Markdown table."""
+    import torch
     from monai.data import Dataset
 
+    from ..attacks import BPDA, EOT
     from ..bundle import bundle_preprocessing, load_bundle_network
-    from ..evaluation.robustness import evaluate_robustness
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    check_outputs([args.output_dir], [], args.overwrite)  # before the slow part; checked again when writing
+    torch.set_num_threads(args.threads)
     attack = build_attack(args)
-    defenses = parse_defenses(args.defense)
-    model = load_bundle_network(args.bundle, device=args.device)
+    defenses = build_defenses(args.defense)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_bundle_network(args.bundle, device=device)
     datalist, transform = bundle_preprocessing(args.bundle, args.split, data_root=args.data_root, limit=args.limit)
     dataset = Dataset(datalist, transform)
+    if not len(dataset):
+        raise ValueError(f"split {args.split!r} of {args.bundle} has no samples")
     attack_model = None
     if args.adaptive != "none":
         if len(defenses) != 1:
-            raise SystemExit(f"--adaptive {args.adaptive} attacks through exactly one --defense, got {len(defenses)}")
+            raise ValueError(f"--adaptive {args.adaptive} attacks through exactly one --defense, got {len(defenses)}")
         (defense,) = defenses.values()
         attack_model = BPDA(model, defense) if args.adaptive == "bpda" else EOT(model, defense, args.eot_samples)
-    report = evaluate_robustness(
-        model,
-        dataset,
-        attack,
+    report = robustness_report(
         args.output_dir,
+        args.overwrite,
+        track=not args.no_mlflow,
+        run_name=f"{Path(str(args.bundle)).name}-{args.split}-{args.attack}",
+        model=model,
+        samples=dataset,
+        attack=attack,
         defenses=defenses,
         target_fn=build_target_fn(args, dataset) if attack.targeted else None,
         attack_model=attack_model,
-        regions=parse_regions(args.regions),
+        regions=dict(args.regions) if args.regions else None,
         batch_size=args.batch_size,
         panel_samples=args.panel_samples,
-        track=not args.no_mlflow,
-        run_name=f"{Path(str(args.bundle)).name}-{args.split}-{args.attack}",
     )
     print(Path(report["files"]["markdown"]).read_text())
     return 0

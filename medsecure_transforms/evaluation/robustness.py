@@ -25,7 +25,7 @@ from .metrics import default_regions, region_scores
 from .panels import save_panel
 from .reporting import aggregate, write_csv, write_json, write_markdown
 
-__all__ = ["evaluate_robustness"]
+__all__ = ["evaluate_robustness", "log_report_to_mlflow"]
 
 NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -232,19 +232,20 @@ def evaluate_robustness(
         "files": {k: str(v) for k, v in files.items()},
     }
     if track:
-        _log_to_mlflow(Path(tracking_dir or output_dir), run_name, params, summary, files.values())
+        log_report_to_mlflow(report, tracking_dir or output_dir, run_name)
     return report
 
 
-def _log_to_mlflow(
-    tracking_dir: Path, run_name: str | None, params: dict, summary: dict, files: Iterable[Path]
-) -> None:
+def log_report_to_mlflow(report: Mapping, tracking_dir: str | Path, run_name: str | None = None) -> None:
+    """Log a report of :func:`evaluate_robustness` (parameters, aggregate means and stds, its files) as one MLflow
+    run in the store of ``tracking_dir`` (see :mod:`.tracking`)."""
     import mlflow  # imported here: MLflow takes seconds to import and is only needed when tracking
 
     from .tracking import log_metrics, mlflow_run
 
-    with mlflow_run(tracking_dir, experiment="robustness", run_name=run_name, params=params):
+    summary = report["aggregate"]
+    with mlflow_run(Path(tracking_dir), experiment="robustness", run_name=run_name, params=report["params"]):
         log_metrics({f"{key}/mean": value["mean"] for key, value in summary.items()})
         log_metrics({f"{key}/std": value["std"] for key, value in summary.items()})
-        for path in files:
+        for path in report["files"].values():
             mlflow.log_artifact(str(path))
