@@ -2,7 +2,7 @@
 combinations) and an adaptive attacker (:mod:`medsecure_transforms.evaluation.fft_study` describes the numbers).
 
 Writes ``results.json``, ``tables.md``, ``roc.png`` and ``dice_combinations.png`` to ``--out``; adversarial images
-are cached under ``--cache`` keyed by the attack settings.
+are cached under ``--cache`` keyed by the slices, the weights and the attack settings.
 
     nice -n 10 python scripts/reproduce_fft_detect.py --bundle cardiac_slice_seg \
         --guard-dir bundles/cardiac_slice_seg/models/guard --out results/fft_detect/cardiac_slice_seg

@@ -4,9 +4,9 @@ FR DQ-tables, glaucoma screening from the predicted cup-to-disc ratio, and the a
     nice -n 10 python scripts/reproduce_fr.py --bundle fundus_disc_seg --classes 1 2 \
         --auto-table results/fr/calibration/fundus_disc_seg/fr_table.json --output results/fr/fundus_disc_seg
 
-Adversarial examples are cached under ``--cache`` (keyed by weights and attack settings) so a rerun that only adds a
-defense does not attack again. Writes ``fr_reproduction.json`` and ``fr_reproduction.md`` into ``--output``
-(:func:`medsecure_transforms.evaluation.fr_reproduction.reproduce_fr`).
+Adversarial examples are cached under ``--cache`` (keyed by weights, images, targets and attack settings) so a rerun
+that only adds a defense does not attack again. Writes ``fr_reproduction.json`` and ``fr_reproduction.md`` into
+``--output`` (:func:`medsecure_transforms.evaluation.fr_reproduction.reproduce_fr`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from ..bundle import bundle_dir, load_bundle_network, load_split_tensors
 from ..defenses import FFTDetector, Reformer
 from .metrics import mean_foreground_dice, predict_classes
 from .roc import roc_auc, roc_points
+from .study_cache import cached, content_key, module_digest, tensor_digest
 
 __all__ = [
     "ADAPTIVE_DETECTOR",
@@ -163,19 +164,6 @@ def adaptive_attack(
     return adversarial.detach()
 
 
-def _cached(cache_dir: Path | None, name: str, key: Sequence[Any], make: Callable[[], Any]) -> Any:
-    """``make()``, stored as ``cache_dir/<name>_<hash of key>.pt`` and read from there when present."""
-    if cache_dir is None:
-        return make()
-    path = cache_dir / f"{name}_{hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:12]}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True)
-    value = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(value, path)
-    return value
-
-
 def fft_study(
     network: torch.nn.Module,
     images: torch.Tensor,
@@ -189,8 +177,10 @@ def fft_study(
     """Attack ``images`` ``[N, C, H, W]`` in ``[0, 1]`` (labels ``[N, 1, H, W]``), score every detector and every
     :data:`COMBINATIONS` row, and run the adaptive attacker against :data:`ADAPTIVE_DETECTOR` when present.
 
-    Adversarial images are cached under ``cache_dir`` (none: no cache), keyed by ``cache_key`` (what identifies the
-    images, e.g. bundle and slice count; the images themselves are not hashed) and the attack's parameters.
+    Adversarial images are cached under ``cache_dir`` (none: no cache, :func:`study_cache.cached`), keyed by what they
+    were computed from: the digests of ``images``, the attack's target (or ``labels``) and the network's weights, the
+    attack's parameters (for the adaptive attacker also the detector's weights, domain, ``p`` and threshold), plus the
+    JSON-ready labels ``cache_key`` (e.g. bundle and slice count). Other data or weights never read a stale entry.
 
     Returns ``(results, scores)``: ``results`` holds ``num_classes``, ``dice_clean``, ``dice_adversarial``,
     ``attacks``, ``table1_auc``, ``table2``, ``adaptive``, ``detector_thresholds``; ``scores[detector]`` maps
@@ -199,6 +189,7 @@ def fft_study(
     with torch.no_grad():
         num_classes = network(images[:1]).shape[1]
     clean_pred = predict_classes(network, images, batch_size=16)
+    network_digest = module_digest(network)
     adversarial, attack_info = {}, {}
     for name, (attack, target) in settings.attacks(labels, clean_pred).items():
 
@@ -211,7 +202,8 @@ def fft_study(
                 "seconds": torch.tensor(result.seconds),
             }
 
-        record = _cached(cache_dir, name, [*cache_key, name, attack.params()], run)
+        key = content_key(*cache_key, name, attack.params(), network_digest, tensor_digest(images, target))
+        record = cached(cache_dir, name, key, run)
         adversarial[name] = record["adversarial"]
         attack_info[name] = {
             "params": attack.params(),
@@ -264,10 +256,22 @@ def fft_study(
     if ADAPTIVE_DETECTOR in detectors:
         detector = detectors[ADAPTIVE_DETECTOR]
         eps, steps, weight = settings.pgd_eps, settings.adaptive_steps, settings.adaptive_weight
-        x_adapt = _cached(
+        key = content_key(
+            *cache_key,
+            eps,
+            steps,
+            weight,
+            detector.threshold,
+            detector.domain,
+            detector.p,
+            module_digest(detector.model.network),
+            network_digest,
+            tensor_digest(images, labels),
+        )
+        x_adapt = cached(
             cache_dir,
             "adaptive",
-            [*cache_key, eps, steps, weight, detector.threshold],
+            key,
             lambda: adaptive_attack(network, detector, images, labels, eps, eps / 4, steps, weight),
         )
         s_adapt = detector.score_batches(x_adapt)
@@ -310,8 +314,8 @@ def run_bundle_study(
     guard networks in ``guard_dir``; writes ``out/results.json``, ``tables.md``, ``roc.png``,
     ``dice_combinations.png`` (:func:`write_study`) and returns the results.
 
-    Attacks are cached under ``cache/<bundle name>`` keyed by bundle, slice count and attack parameters (not by
-    ``test_cases`` or the weights). ``record`` (e.g. the command-line arguments) is stored as ``"args"``.
+    Attacks are cached under ``cache/<bundle name>``, keyed by the slices' content, the weights and the attack
+    parameters (see :func:`fft_study`). ``record`` (e.g. the command-line arguments) is stored as ``"args"``.
     """
     torch.manual_seed(settings.seed)
     out.mkdir(parents=True, exist_ok=True)

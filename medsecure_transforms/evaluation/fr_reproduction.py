@@ -3,12 +3,12 @@
 Benign and ASMA-adversarial IoU of a structure (``classes``) under JPEG(QF) and FR DQ-tables (Tables 1-2), glaucoma
 screening from the predicted vertical cup-to-disc ratio (Table 3 analogue), and ASMA / targeted PGD through each
 chosen defense with a straight-through (BPDA) gradient (not in the paper). Adversarial examples are cached on disk,
-keyed by weights and attack settings, so a rerun that only adds a defense does not attack again.
+keyed by what they were computed from (weights, images, targets, attack settings, the BPDA defense), so a rerun that
+only adds a defense does not attack again and a run on other data never reads stale examples.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -32,6 +32,7 @@ from ..defenses import (
 )
 from .fr_study import craft_adversarial, score_defense, screening, vertical_cdr, youden_threshold
 from .metrics import predict_classes, region_iou
+from .study_cache import cached, content_key, module_digest, tensor_digest
 
 __all__ = ["AdversarialCache", "fr_markdown", "glaucoma_screening", "paper_defenses", "reproduce_fr"]
 
@@ -65,10 +66,13 @@ def paper_defenses(
 
 
 class AdversarialCache:
-    """Adversarial examples crafted once and kept in ``folder/<bundle>_<key>.pt``.
+    """Adversarial examples crafted once and kept in ``folder/<bundle name>_<key>.pt``.
 
-    The key hashes the bundle's weights digest, the attack's ``params()``, a ``tag`` (e.g. the BPDA defense), the
-    number of images and ``seed`` (the seed of the target draws).
+    The key (:func:`study_cache.content_key`) hashes what the examples were computed from: the attacked network's
+    weights (:func:`study_cache.module_digest`), the images and targets (:func:`study_cache.tensor_digest`), the
+    attack's ``params()``, ``tag``, the state of the ``defense`` a BPDA attack goes through, ``seed`` (of the target
+    draws) and the batch size, so other data, weights or settings never read a stale entry. ``weights`` is the
+    bundle's weights file digest (for reports).
     """
 
     def __init__(self, folder: str | os.PathLike, bundle: str, seed: int, batch_size: int = 4) -> None:
@@ -83,19 +87,24 @@ class AdversarialCache:
         attack: SegmentationAttack,
         attack_model: torch.nn.Module | None = None,
         tag: str = "asma",
+        defense: BlockDCTQuantizer | None = None,
     ) -> tuple[torch.Tensor, float]:
-        """Adversarial images ``[N, C, H, W]`` and the seconds crafting them took (when they were crafted)."""
-        key = json.dumps([self.weights, attack.params(), tag, len(images), self.seed], sort_keys=True)
-        path = self.folder / f"{self.bundle}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
-        if path.is_file():
-            cached = torch.load(path, weights_only=True)
-            return cached["adversarial"], float(cached["seconds"])
-        start = time.perf_counter()
-        adversarial = craft_adversarial(model, images, targets, attack, self.batch_size, attack_model, desc=tag)
-        seconds = time.perf_counter() - start
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"adversarial": adversarial, "seconds": seconds}, path)
-        return adversarial, seconds
+        """Adversarial images ``[N, C, H, W]`` and the seconds crafting them took (when they were crafted).
+
+        ``attack_model`` (e.g. BPDA through ``defense``) is what the attack differentiates; ``defense``'s state goes
+        into the key.
+        """
+        inputs = tensor_digest(images, targets)
+        state = None if defense is None else defense.to_dict()
+        key = content_key(module_digest(model), inputs, attack.params(), tag, state, self.seed, self.batch_size)
+
+        def craft() -> dict:
+            start = time.perf_counter()
+            adversarial = craft_adversarial(model, images, targets, attack, self.batch_size, attack_model, desc=tag)
+            return {"adversarial": adversarial, "seconds": time.perf_counter() - start}
+
+        record = cached(self.folder, Path(self.bundle).name, key, craft)
+        return record["adversarial"], float(record["seconds"])
 
 
 def glaucoma_screening(
@@ -200,7 +209,7 @@ def reproduce_fr(
             continue
         defense = defenses[name]
         adaptive = BPDA(model, defense, per_sample=False)
-        adv, seconds = cache(model, images[:n], targets[:n], attack, adaptive, tag=f"bpda-{name}")
+        adv, seconds = cache(model, images[:n], targets[:n], attack, adaptive, f"bpda-{name}", defense)
         s = score_defense(model, defense, images[:n], adv, labels[:n], classes)
         bpda[name] = {
             "samples": n,
@@ -210,7 +219,7 @@ def reproduce_fr(
             "seconds_per_image": seconds / n,
         }
         if pgd is not None:
-            adv, seconds = cache(model, images[:n], targets[:n], pgd, adaptive, tag=f"bpda-pgd-{name}")
+            adv, seconds = cache(model, images[:n], targets[:n], pgd, adaptive, f"bpda-pgd-{name}", defense)
             s = score_defense(model, defense, images[:n], adv, labels[:n], classes)
             bpda[name]["pgd"] = pgd.params()
             bpda[name]["bpda_pgd_adversarial_iou"] = [float(v) for v in s["adversarial_iou"]]
