@@ -148,7 +148,7 @@ def train_lesion_net(
             net.eval()
             dice = pooled_binary_dice([segment(net, v) for v in val_images], val_masks)[0]
             net.train()
-            history.append({"step": step, "loss": float(loss), "val_pooled_dice": dice})
+            history.append({"step": step, "loss": loss.item(), "val_pooled_dice": dice})
             if dice > best:
                 best, best_state = dice, {k: v.clone() for k, v in net.state_dict().items()}
     if best_state is None:
