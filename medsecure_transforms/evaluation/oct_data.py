@@ -6,9 +6,10 @@ retina band crop onto a zero canvas, ``W'`` the lateral size rounded up to ``lat
 ablation) the gray image symmetrically zero-padded / centre-cropped to the canvas. Lesion masks are cropped with the
 band found on their image and binarised (any lesion class).
 
-Caches are ``.npz`` files whose name carries a SHA-256 key of everything the arrays were computed from: the
-resolved dataset folder, every input file's relative path, size and modification time, the canvas parameters, the
-keys, and the source of the preprocessing code; the key is stored in the file and checked on reading.
+Caches are ``.npz`` files whose name carries a key (:func:`~.study_cache.content_key`) of everything the arrays
+were computed from: the resolved dataset folder, every input file's relative path, size and modification time, the
+canvas parameters, the keys, and the source of the preprocessing code; the key is stored in the file and checked on
+reading.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..data import dataset_dir, get_spec, load_datalist, loading_transforms
 from ..preprocessing import oct_retina
 from ..transforms import oct as oct_transforms
 from ..transforms.oct import OCTDenoised, OCTGrayscaled, OCTRetinaCropd
+from .study_cache import content_key
 
 __all__ = [
     "CACHE_VERSION",
@@ -132,8 +134,7 @@ def _cached_canvases(
     """``{key: [canvas [W', depth_size] float32, ...]}`` of the first ``limit`` entries of ``split``."""
     items = load_datalist(DATASET, split, data_root, limit=limit)
     key = cache_key(split, items, keys, params, dataset_dir(DATASET, data_root))
-    text = json.dumps(key, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    text, digest = json.dumps(key, sort_keys=True), content_key(key)
     tag = ("pre" if params.preprocess else "raw") + "".join(f"_{k}" for k in keys if k != "image")
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{DATASET}_{split}_{tag}_{digest}.npz"
     if cache.is_file():
