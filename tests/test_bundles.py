@@ -13,7 +13,7 @@ import jsonschema
 import numpy as np
 import pytest
 import torch
-from conftest import require_dataset
+from helpers import require_dataset
 from monai.bundle import ConfigWorkflow
 from monai.bundle import run as bundle_run
 from PIL import Image
