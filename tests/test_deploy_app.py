@@ -231,7 +231,7 @@ def test_no_matching_series_leaves_no_output(deployed, tmp_path):
             detector=None,
             rules=rules,
         )
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder it created is removed too
 
 
 @pytest.mark.slow

@@ -8,8 +8,10 @@ Operator graph (MONAI Deploy App SDK on Holoscan)::
             network_input -> DetectorReportOperator (FFTDetect)                       -> <out>/detector_report.json
 
 Run: ``python -m medsecure_transforms.deploy.app -i <dicom dir> -o <out dir>`` (see ``docs/deploy.md``). The input
-is validated before the graph starts, and outputs are written to a staging folder moved into place only when every
-operator succeeded, so a failing run leaves no partial output.
+is validated before the graph starts, and outputs are written to a staging folder whose files are renamed into place
+only when every operator succeeded, so a failing run leaves no partial output (nor an output folder it created). The
+output folder must be new or empty unless ``--overwrite`` (files of the same name are then replaced), and must not
+be, or lie inside, the input folder.
 """
 
 from __future__ import annotations
@@ -131,6 +133,17 @@ class DefendedSegmentationApp(Application):
             self.add_flow(inference, report, {(DefendedBundleInferenceOperator.NETWORK_INPUT, "image")})
 
 
+def check_output_folder(input_folder: Path, output_folder: Path, overwrite: bool) -> None:
+    """Refuse an output folder that is (or lies inside) the input folder, is a file, or holds files (unless
+    ``overwrite``)."""
+    if output_folder.resolve() == input_folder.resolve() or input_folder.resolve() in output_folder.resolve().parents:
+        raise ValueError(f"output folder {output_folder} is, or lies inside, the input folder {input_folder}")
+    if output_folder.exists() and not output_folder.is_dir():
+        raise NotADirectoryError(f"output {output_folder} is not a folder")
+    if not overwrite and output_folder.is_dir() and any(output_folder.iterdir()):
+        raise FileExistsError(f"output folder {output_folder} is not empty; pass --overwrite to replace its files")
+
+
 def run_app(
     input_folder: str | Path,
     output_folder: str | Path,
@@ -138,11 +151,13 @@ def run_app(
     defense: Callable[[Mapping], Mapping] | None = None,
     detector: FFTDetect | None = None,
     rules: Mapping | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Validate the input, run :class:`DefendedSegmentationApp`, move its outputs into ``output_folder``.
 
     Without ``rules`` the input must hold exactly one series (segmented with :data:`DEFAULT_RULES`); a folder with
-    several series then needs rules that pick one.
+    several series then needs rules that pick one. ``output_folder`` must be new or empty unless ``overwrite``
+    (its files of the same names are then replaced); a failing run leaves it as it was.
 
     Returns:
         ``{"outputs": [file names], "timings": {...seconds}}`` with ``total_s`` the end-to-end wall time
@@ -151,18 +166,24 @@ def run_app(
     Raises:
         DicomSeriesError: the input is not a readable set of DICOM series, or holds several series and no
             ``rules`` (nothing is written).
+        ValueError: ``output_folder`` is, or lies inside, the input folder.
+        FileExistsError: ``output_folder`` holds files and ``overwrite`` is false.
         RuntimeError: the graph ran but wrote no SEG (e.g. no series matched the rules; nothing is written).
     """
     start = time.perf_counter()
     timings: dict[str, float] = {}
     input_folder, output_folder = Path(input_folder), Path(output_folder)
+    check_output_folder(input_folder, output_folder, overwrite)
     series = validate_dicom_input(input_folder)
     if rules is None and len(series) > 1:
         listed = ", ".join(f"{uid} ({count} slices)" for uid, count in series.items())
         raise DicomSeriesError(f"{input_folder} holds {len(series)} series ({listed}); pass --rules to pick one")
     timings["validation_s"] = time.perf_counter() - start
+    created = not output_folder.exists()
     output_folder.mkdir(parents=True, exist_ok=True)
+    # staged inside the output folder: same file system, so each output is renamed into place (also on a mount)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_folder))
+    done = False
     try:
         graph_start = time.perf_counter()
         DefendedSegmentationApp(
@@ -180,8 +201,11 @@ def run_app(
             raise RuntimeError(f"no DICOM SEG was written for {input_folder}: did any series match the rules {rules}?")
         for path in written:
             path.replace(output_folder / path.name)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not done:
+            shutil.rmtree(output_folder, ignore_errors=True)
     timings["total_s"] = time.perf_counter() - start
     return {"outputs": [p.name for p in written], "timings": timings}
 
@@ -217,23 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="series selection rules JSON file (default: the only series of the input; several series need rules)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="write into an output folder that holds files")
     parser.add_argument("-l", "--log-level", default="WARNING", help="Python logging level")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; prints the run summary (outputs and timings) as JSON."""
-    args = build_parser().parse_args(argv)
+    """Command-line entry point; prints the run summary (outputs and timings) as JSON.
+
+    A user error (missing or invalid input, rules that are not JSON, an occupied output folder) ends in one line
+    ``<prog>: error: <message>`` and exit code 2 (``--debug``: the traceback).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper())
-    rules = json.loads(Path(args.rules).read_text()) if args.rules else None
-    summary = run_app(
-        args.input,
-        args.output,
-        bundle=args.model,
-        defense=None if args.no_defense else default_defense(args.defense_table),
-        detector=None if args.no_detector else default_detector(args.detector),
-        rules=rules,
-    )
+    try:
+        rules = json.loads(Path(args.rules).read_text()) if args.rules else None
+        summary = run_app(
+            args.input,
+            args.output,
+            bundle=args.model,
+            defense=None if args.no_defense else default_defense(args.defense_table),
+            detector=None if args.no_detector else default_detector(args.detector),
+            rules=rules,
+            overwrite=args.overwrite,
+        )
+    except (OSError, ValueError) as error:
+        if args.debug:
+            raise
+        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
     return 0
 
