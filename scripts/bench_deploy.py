@@ -1,6 +1,6 @@
 """End-to-end wall time and peak memory of the deploy app on hippocampus DICOM series, and the share of the
 defense (FrequencyRefine) and the detector (FFTDetect) in it
-(:mod:`medsecure_transforms.evaluation.deploy_benchmark`). Writes ``--out``/bench.{json,md}.
+(:mod:`medsecure_transforms.deploy.benchmark`). Writes ``--out``/bench.{json,md}.
 
     nice -n 10 python scripts/bench_deploy.py --cases 3
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from medsecure_transforms.cli.arguments import add_data_root_argument, add_threads_argument
-from medsecure_transforms.evaluation.deploy_benchmark import benchmark_deploy, deploy_markdown
+from medsecure_transforms.deploy.benchmark import benchmark_deploy, deploy_markdown
 
 
 def main() -> int:

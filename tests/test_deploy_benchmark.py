@@ -9,7 +9,7 @@ from helpers import require_dataset
 pytest.importorskip("monai.deploy.operators", reason="the 'deploy' extra (monai-deploy-app-sdk) is not installed")
 pytest.importorskip("highdicom", reason="the 'deploy' extra (highdicom) is not installed")
 
-from medsecure_transforms.evaluation.deploy_benchmark import STAGES, benchmark_deploy, deploy_markdown  # noqa: E402
+from medsecure_transforms.deploy.benchmark import STAGES, benchmark_deploy, deploy_markdown  # noqa: E402
 
 
 def test_tiny_deploy_benchmark(data_root):

@@ -30,11 +30,11 @@ import torch
 from ..bundle import bundle_config, bundle_dir
 from ..data import load_datalist, resolve_data_root
 from ..data.dicom_series import nifti_to_dicom_series
-from ..deploy.app import DEFAULT_BUNDLE, run_app
-from ..deploy.components import default_defense, default_detector, network_inputs
+from ..evaluation.benchmarking import machine_info
+from ..evaluation.metrics import pooled_binary_dice
 from ..transforms import FFTDetect
-from .benchmarking import machine_info
-from .metrics import pooled_binary_dice
+from .app import DEFAULT_BUNDLE, run_app
+from .components import default_defense, default_detector, network_inputs
 
 __all__ = ["STAGES", "benchmark_deploy", "bundle_for_timing", "deploy_markdown", "detector_noise_check", "seg_dice"]
 
