@@ -1,4 +1,5 @@
-"""``medsecure demo``: the main job prints its table, on real data and on the scikit-image retina fallback."""
+"""``medsecure demo``: the main job prints its table and a one-line conclusion, on real data and on the
+scikit-image retina fallback."""
 
 from __future__ import annotations
 
@@ -60,4 +61,7 @@ def test_demo_on_drishti_scores_against_ground_truth(data_root, tmp_path, capsys
         )
         == 0
     )
-    assert "1 Drishti-GS1 test images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 Drishti-GS1 test images" in out
+    last = out.strip().splitlines()[-1]  # the run ends with its conclusion in one line
+    assert last.startswith("Conclusion: ASMA cut the optic-disc IoU from ") and "(mean over 1 image)" in last

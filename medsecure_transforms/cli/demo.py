@@ -68,12 +68,13 @@ def conclusion(aggregate: dict) -> str:
         return f"{100 * aggregate[f'{condition}/disc/iou']['mean']:.0f} %"
 
     adversarial, fr = aggregate["adversarial/disc/iou"]["mean"], aggregate["defended_adversarial.FR/disc/iou"]["mean"]
+    count = aggregate["benign/disc/iou"]["n"]
     return (
         f"Conclusion: ASMA cut the optic-disc IoU from {iou('benign')} to {iou('adversarial')}; FrequencyRefine "
         f"{'restored it to' if fr > adversarial else 'left it at'} {iou('defended_adversarial.FR')} "
         f"(JPEG(50): {iou('defended_adversarial.JPEG50')}, JPEG(85): {iou('defended_adversarial.JPEG85')}) "
         f"and kept {iou('defended_benign.FR')} on clean images "
-        f"(mean over {aggregate['benign/disc/iou']['n']} images)."
+        f"(mean over {count} image{'s' * (count != 1)})."
     )
 
 
