@@ -5,19 +5,37 @@ Every bundle follows the MONAI bundle layout (``configs/{metadata,train,evaluate
 (``split``, in ``evaluate.json`` / ``inference.json``), the deterministic ``preprocessing`` producing ``image``
 ``[C, *spatial]`` in ``[0, 1]`` at the network input size (and ``label`` class indices ``[1, *spatial]`` in
 ``evaluate.json``), and the ``network_def``.
+
+:class:`BundleAdapter` reads any MONAI bundle (model-zoo conventions, overlays included) the way
+``monai.bundle run`` does and gives the attack engine the bundle's own inferer and post-processing.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from monai.bundle import ConfigParser
-from monai.utils import convert_to_tensor
+from monai.data import MetaTensor
+from monai.inferers import Inferer, SimpleInferer
+from monai.metrics import compute_dice
+from monai.networks.utils import one_hot
+from monai.transforms import (
+    Compose,
+    SaveClassificationd,
+    SaveImage,
+    SaveImaged,
+    WriteFileMapping,
+    WriteFileMappingd,
+)
+from monai.utils import CommonKeys, convert_to_tensor
 from tqdm import tqdm
 
 from .data import load_datalist, resolve_data_root
@@ -177,3 +195,338 @@ def save_engine_metrics(engine, path: str | os.PathLike, class_names: Sequence[s
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(record, indent=2))
     return record
+
+
+# ---------------------------------------------------------------- any MONAI bundle (model-zoo conventions)
+
+PREPROCESSING_IDS = ("preprocessing", "validate#preprocessing")
+DATALIST_IDS = ("dataset#data", "validate#dataset#data", "datalist")
+NETWORK_IDS = ("network_def", "network")
+INFERER_IDS = ("inferer", "validate#inferer")
+POSTPROCESSING_IDS = ("postprocessing", "validate#postprocessing")
+CKPT_IDS = ("ckpt_path",)
+CHECKPOINT_LOADER_IDS = ("checkpointloader", "handlers", "validate#handlers")
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+WRITER_TRANSFORMS = (SaveImage, SaveImaged, SaveClassificationd, WriteFileMapping, WriteFileMappingd)
+DEFAULT_CLIP = (0.0, 1.0)
+
+
+class BundleKeyError(KeyError):
+    """A config id or a sample key that is not there; the message names what was tried and what exists."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _config_file(configs: Path, stem: str) -> Path | None:
+    return next((configs / f"{stem}{s}" for s in CONFIG_SUFFIXES if (configs / f"{stem}{s}").is_file()), None)
+
+
+def default_config_files(folder: str | os.PathLike) -> list[Path]:
+    """The config files an evaluation of a bundle reads, model-zoo style.
+
+    ``configs/evaluate.json`` alone when it defines a network (standalone); else, as an overlay, after
+    ``configs/train.json`` (zoo convention) or ``configs/inference.json``; without ``evaluate.json``,
+    ``configs/inference.json``. ``.yaml`` / ``.yml`` files count like ``.json``.
+    """
+    configs = Path(folder) / "configs"
+    evaluate = _config_file(configs, "evaluate")
+    if evaluate is not None:
+        if any(key in ConfigParser.load_config_file(str(evaluate)) for key in NETWORK_IDS):
+            return [evaluate]
+        base = _config_file(configs, "train") or _config_file(configs, "inference")
+        if base is not None:
+            return [base, evaluate]
+    inference = _config_file(configs, "inference")
+    if inference is None:
+        raise FileNotFoundError(f"bundle {Path(folder).name!r}: no configs/evaluate.json or configs/inference.json")
+    return [inference]
+
+
+def bundle_config_files(
+    folder: str | os.PathLike, config: str | os.PathLike | Sequence[str | os.PathLike] | None = None
+) -> list[Path]:
+    """Config files of a bundle, in merge order: ``config`` (one file or a list), else :func:`default_config_files`.
+
+    A relative name is looked up in the bundle folder, then in its ``configs/``, then in the working directory
+    (``"evaluate.json"``, ``"configs/evaluate.json"`` and ``"bundles/x/configs/evaluate.json"`` all work).
+    """
+    folder = Path(folder)
+    if config is None:
+        return default_config_files(folder)
+    names = [config] if isinstance(config, (str, os.PathLike)) else list(config)
+    files = []
+    for name in names:
+        path = Path(name)
+        candidates = [path] if path.is_absolute() else [folder / path, folder / "configs" / path, path]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(f"bundle {folder.name!r}: no config file {str(name)!r} (looked at {candidates})")
+        files.append(found.resolve())
+    return files
+
+
+def _without_writers(transform: Callable) -> Callable:
+    """``transform`` with the writer transforms (``SaveImaged`` ...) removed, nested ``Compose`` included."""
+    if not isinstance(transform, Compose):
+        return transform
+    stripped = copy.copy(transform)
+    kept = [t for t in transform.transforms if not isinstance(t, WRITER_TRANSFORMS)]
+    stripped.transforms = tuple(_without_writers(t) for t in kept)
+    return stripped
+
+
+def _class_map(x: torch.Tensor) -> torch.Tensor:
+    """Class indices ``[1, *spatial]`` from one-hot / probabilities / logits ``[K, *spatial]`` or indices."""
+    x = convert_to_tensor(x, track_meta=False)
+    return x.argmax(0, keepdim=True) if x.shape[0] > 1 else x.round().long()
+
+
+class BundleAdapter:
+    """Any MONAI bundle read as ``monai.bundle run`` reads it, for attacks, defenses and scoring.
+
+    The config files (``config``: one file or a list of overlays merged in order, default
+    :func:`default_config_files`) are read with ``ConfigParser.read_config``, ``configs/metadata.json`` with
+    ``read_meta``, ``bundle_root`` is set to the bundle folder and ``overrides`` (``{"dataset_dir": ...}``) set last.
+    Each part comes from the first existing config id of its candidates, or from the id given:
+
+    - ``preprocessing``: ``preprocessing``, ``validate#preprocessing``;
+    - datalist: ``dataset#data``, ``validate#dataset#data``, ``datalist`` (file names become ``{image_key: name}``);
+    - network: ``network_def``, ``network``; weights from ``ckpt`` or the ``ckpt_path`` id, else the ``load_path``
+      of a ``CheckpointLoader`` in ``checkpointloader`` / ``handlers`` / ``validate#handlers``, else
+      ``models/model.pt`` (relative paths: in the bundle folder); a missing file is an error;
+    - inferer: ``inferer``, ``validate#inferer``, else ``SimpleInferer``;
+    - post-processing: ``postprocessing``, ``validate#postprocessing`` without its writers (``SaveImaged`` ...),
+      else none (scores the argmax of the logits).
+
+    ``clip`` (the input value range for attacks) defaults to the metadata's
+    ``network_data_format.inputs.<image_key>.value_range``, else ``(0, 1)``.
+    Parts are built on first use, so a bundle without a datalist still gives its network.
+    """
+
+    def __init__(
+        self,
+        bundle: str | os.PathLike,
+        config: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        *,
+        preprocessing_id: str | None = None,
+        datalist_id: str | None = None,
+        network_id: str | None = None,
+        inferer_id: str | None = None,
+        postprocessing_id: str | None = None,
+        ckpt: str | os.PathLike | None = None,
+        image_key: str = "image",
+        label_key: str = "label",
+        clip: tuple[float, float] | None = None,
+        device: str | torch.device = "cpu",
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.folder = bundle_dir(bundle)
+        self.config_files = bundle_config_files(self.folder, config)
+        self.image_key, self.label_key = str(image_key), str(label_key)
+        self.device = torch.device(device)
+        self._explicit = {
+            "preprocessing": preprocessing_id,
+            "datalist": datalist_id,
+            "network": network_id,
+            "inferer": inferer_id,
+            "postprocessing": postprocessing_id,
+        }
+        self._ckpt, self._clip = ckpt, clip
+        self.parser = ConfigParser()
+        try:
+            self.parser.read_config([str(f) for f in self.config_files])
+        except (KeyError, ValueError) as error:
+            names = [f.name for f in self.config_files]
+            raise BundleKeyError(
+                f"bundle {self.folder.name!r}: cannot merge {names} ({error}); an overlay such as a zoo "
+                "evaluate.json needs its base config first: ['train.json', 'evaluate.json']"
+            ) from error
+        meta = _config_file(self.folder / "configs", "metadata")
+        if meta is not None:
+            self.parser.read_meta(str(meta))
+        self.parser["bundle_root"] = str(self.folder)
+        for key, value in (overrides or {}).items():
+            self.parser[key] = value
+        self.name = str(self.parser.get("_meta_#name", self.folder.name))
+
+    def __repr__(self) -> str:
+        return f"BundleAdapter({str(self.folder)!r}, config={[f.name for f in self.config_files]})"
+
+    # ---------------------------------------------------------------- config ids
+
+    def _id(self, part: str, candidates: Sequence[str], required: bool = True) -> str | None:
+        """The config id of ``part``: the one given, else the first existing candidate (``None`` if optional)."""
+        explicit = self._explicit[part]
+        tried = [explicit] if explicit else list(candidates)
+        found = next((i for i in tried if i in self.parser), None)
+        if found is None and (required or explicit):
+            files = ", ".join(str(f) for f in self.config_files)
+            raise BundleKeyError(f"bundle {self.name!r}: no config id for the {part}: tried {tried} in {files}")
+        return found
+
+    @property
+    def ids(self) -> dict[str, str | None]:
+        """Config id of each part (``None``: not in the configs, or the checkpoint given / the default file)."""
+        candidates = {
+            "preprocessing": PREPROCESSING_IDS,
+            "datalist": DATALIST_IDS,
+            "network": NETWORK_IDS,
+            "inferer": INFERER_IDS,
+            "postprocessing": POSTPROCESSING_IDS,
+        }
+        found = {part: self._id(part, ids, required=False) for part, ids in candidates.items()}
+        return {**found, "checkpoint": None if self._ckpt is not None else self._checkpoint_id()}
+
+    def _missing_key(self, sample: Mapping, key: str, role: str, where: str) -> BundleKeyError:
+        return BundleKeyError(
+            f"bundle {self.name!r}: {where} has no {role} {key!r}; available keys: {sorted(map(str, sample))}"
+        )
+
+    def _image(self, sample: Mapping) -> torch.Tensor:
+        if self.image_key not in sample:
+            raise self._missing_key(sample, self.image_key, "image_key", "the sample")
+        return sample[self.image_key]
+
+    # ---------------------------------------------------------------- parts
+
+    @cached_property
+    def preprocessing(self) -> Callable:
+        """The bundle's deterministic preprocessing (datalist item -> sample dict)."""
+        return self.parser.get_parsed_content(self._id("preprocessing", PREPROCESSING_IDS), instantiate=True)
+
+    @cached_property
+    def datalist(self) -> list[dict]:
+        """The bundle's own data: dicts holding ``image_key`` (and ``label_key`` where the bundle has labels)."""
+        datalist_id = self._id("datalist", DATALIST_IDS)
+        items = self.parser.get_parsed_content(datalist_id, instantiate=True)
+        data = [{self.image_key: item} if isinstance(item, (str, os.PathLike)) else dict(item) for item in items]
+        for i, item in enumerate(data):
+            if self.image_key not in item:
+                raise self._missing_key(item, self.image_key, "image_key", f"datalist {datalist_id!r} item {i}")
+        return data
+
+    @cached_property
+    def checkpoint(self) -> Path:
+        """The weights file (see the class docstring for the search order); it must exist."""
+        if self._ckpt is not None:
+            path, source = Path(self._ckpt), "the ckpt argument"
+        else:
+            ckpt_id = self._checkpoint_id()
+            path = Path(WEIGHTS_FILE if ckpt_id is None else self.parser.get_parsed_content(ckpt_id))
+            path = path if path.is_absolute() else self.folder / path
+            source = f"the default {WEIGHTS_FILE}" if ckpt_id is None else f"config id {ckpt_id!r}"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"bundle {self.name!r} has no checkpoint: {path} (from {source}) does not exist; "
+                "train the bundle or pass its weights file (ckpt)"
+            )
+        return path
+
+    def _checkpoint_id(self) -> str | None:
+        """Config id of the weights path: ``ckpt_path``, else a ``CheckpointLoader``'s ``load_path``."""
+        for ckpt_id in CKPT_IDS:
+            if ckpt_id in self.parser:
+                return ckpt_id
+        for loader_id in CHECKPOINT_LOADER_IDS:
+            raw = self.parser.get(loader_id)
+            entries = enumerate(raw) if isinstance(raw, list) else [(None, raw)]
+            for index, entry in entries:
+                if (
+                    isinstance(entry, Mapping)
+                    and str(entry.get("_target_", "")).rsplit(".", 1)[-1] == "CheckpointLoader"
+                    and "load_path" in entry
+                    and str(entry.get("_disabled_", False)).lower() != "true"
+                ):
+                    return f"{loader_id}#load_path" if index is None else f"{loader_id}#{index}#load_path"
+        return None
+
+    @cached_property
+    def network(self) -> torch.nn.Module:
+        """The bundle's network with the checkpoint's weights, in eval mode on ``device``."""
+        network = self.parser.get_parsed_content(self._id("network", NETWORK_IDS), instantiate=True)
+        network.load_state_dict(load_state_dict(self.checkpoint, self.device))
+        return network.to(self.device).eval()
+
+    @cached_property
+    def inferer(self) -> Inferer:
+        """The bundle's inferer (``SlidingWindowInferer``, ``SliceInferer`` ...), else ``SimpleInferer``."""
+        inferer_id = self._id("inferer", INFERER_IDS, required=False)
+        return SimpleInferer() if inferer_id is None else self.parser.get_parsed_content(inferer_id, instantiate=True)
+
+    @cached_property
+    def postprocessing(self) -> Callable:
+        """The bundle's post-processing without writer transforms (identity when the bundle has none)."""
+        post_id = self._id("postprocessing", POSTPROCESSING_IDS, required=False)
+        if post_id is None:
+            return Compose([])
+        post = self.parser.get_parsed_content(post_id, instantiate=True)
+        return _without_writers(Compose(list(post)) if isinstance(post, (list, tuple)) else post)
+
+    @property
+    def clip(self) -> tuple[float, float]:
+        """Value range of the network input (attack clip): given, else the metadata's ``value_range``, else (0, 1)."""
+        if self._clip is not None:
+            return float(self._clip[0]), float(self._clip[1])
+        inputs = self.parser.get("_meta_#network_data_format#inputs", {}) or {}
+        spec = inputs.get(self.image_key) or (next(iter(inputs.values())) if len(inputs) == 1 else {})
+        value_range = spec.get("value_range") if isinstance(spec, Mapping) else None
+        if isinstance(value_range, Sequence) and len(value_range) == 2:
+            return float(value_range[0]), float(value_range[1])
+        return DEFAULT_CLIP
+
+    # ---------------------------------------------------------------- running
+
+    def load(self, item: Mapping) -> dict:
+        """A datalist item through the bundle's preprocessing (a sample dict holding ``image_key``)."""
+        sample = self.preprocessing(dict(item))
+        if self.image_key not in sample:
+            raise self._missing_key(sample, self.image_key, "image_key", "the preprocessed sample")
+        return sample
+
+    def samples(self, limit: int | None = None) -> Iterator[dict]:
+        """Preprocessed samples of the datalist, one at a time (shapes may differ between samples)."""
+        for item in self.datalist[:limit]:
+            yield self.load(item)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable ``[B, C, *spatial]`` -> ``[B, K, *spatial]``: the bundle's inferer with the network."""
+        return self.inferer(x.to(self.device), self.network)
+
+    def postprocess(self, sample: Mapping, logits: torch.Tensor) -> dict:
+        """The bundle's post-processing of one sample's ``logits`` ``[K, *spatial]``, as its evaluator applies it.
+
+        Like ``SupervisedEvaluator``: the sample's keys plus ``image``, ``label`` (from ``image_key`` / ``label_key``,
+        ``None`` without a label) and ``pred`` (the logits, with the image's metadata so ``Invertd`` works).
+        """
+        image = self._image(sample)
+        pred = logits.detach()
+        if isinstance(image, MetaTensor):
+            pred = MetaTensor(pred, meta=image.meta, applied_operations=image.applied_operations)
+        data = dict(sample)
+        data.update({CommonKeys.IMAGE: image, CommonKeys.LABEL: sample.get(self.label_key), CommonKeys.PRED: pred})
+        return self.postprocessing(data)
+
+    def _run(self, sample: Mapping, image: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        x = convert_to_tensor(self._image(sample) if image is None else image, track_meta=False)
+        with torch.no_grad():
+            logits = self.logits(x[None].float())[0]
+        return logits, self.postprocess(sample, logits)
+
+    def predict(self, sample: Mapping, image: torch.Tensor | None = None) -> dict:
+        """Post-processed prediction of a preprocessed sample, or of ``image`` ``[C, *spatial]`` (attacked,
+        defended) in its place; the sample's metadata is kept for inverting transforms."""
+        return self._run(sample, image)[1]
+
+    def score(self, sample: Mapping, image: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-class Dice ``[K - 1]`` (background excluded, NaN where the label lacks the class), as the bundle's
+        ``MeanDice`` sees it: post-processed ``pred`` against post-processed ``label``."""
+        if self.label_key not in sample:
+            raise self._missing_key(sample, self.label_key, "label_key", "the sample")
+        logits, out = self._run(sample, image)
+        pred, label = _class_map(out[CommonKeys.PRED]), _class_map(out[CommonKeys.LABEL])
+        if pred.shape != label.shape:
+            shapes = f"pred {tuple(pred.shape)} vs label {tuple(label.shape)}"
+            raise ValueError(f"bundle {self.name!r}: post-processed {shapes}; invert the label like the pred")
+        classes = max(int(logits.shape[0]), 2)
+        return compute_dice(one_hot(pred[None], classes), one_hot(label[None], classes), include_background=False)[0]
