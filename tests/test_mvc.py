@@ -193,7 +193,7 @@ class TestCorruptStreams(unittest.TestCase):
         with pytest.raises(CorruptStreamError, match="levels"):
             decompress_volume(_reseal(bytes(body)))
         body = bytearray(self.blob[:-4])
-        body[4] = 2
+        body[4] = 3  # versions 1 and 2 exist
         with pytest.raises(CorruptStreamError, match="version"):
             decompress_volume(_reseal(bytes(body)))
 

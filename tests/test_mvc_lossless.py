@@ -103,8 +103,9 @@ def test_lossless_input_and_parameter_errors():
 
 def test_forged_lossless_header_with_a_step_is_rejected():
     blob = bytearray(MVWaveletCodec.lossless(levels=(1, 1, 1)).encode(np.arange(512, dtype=np.int16).reshape(8, 8, 8)))
-    # first step of channel 0: after the fixed fields, shape, levels, affine, spacing, offset and the intensity map
-    at = struct.calcsize("<4sBBBBBH") + 3 * 4 + 3 + 16 * 8 + 3 * 8 + 4 + 16
+    # first step of channel 0: after the fixed fields, shape, levels, affine, spacing, offset, NIfTI codes and the
+    # intensity map
+    at = struct.calcsize("<4sBBBBBH") + 3 * 4 + 3 + 16 * 8 + 3 * 8 + 4 + 3 + 16
     assert struct.unpack_from("<f", blob, at)[0] == 1.0
     struct.pack_into("<f", blob, at, 2.0)
     struct.pack_into("<I", blob, len(blob) - 4, zlib.crc32(bytes(blob[:-4])))

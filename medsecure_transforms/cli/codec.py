@@ -119,7 +119,7 @@ def run_compress(args: argparse.Namespace) -> int:
     from ..codecs.mvc.codec import LOSSLESS_DTYPES, encode_to_ratio
     from ..codecs.mvc.format import DTYPES
     from ..data.dicom_series import identifiers_sidecar, read_dicom_series, save_identifiers
-    from ..data.volume_io import read_volume
+    from ..data.volume_io import nifti_codes, read_volume
 
     torch.set_num_threads(args.threads)
     output, sidecar = Path(args.output), identifiers_sidecar(args.output)
@@ -137,9 +137,11 @@ def run_compress(args: argparse.Namespace) -> int:
         raise ValueError(f"{kind} volumes of dtype {', '.join(allowed)}; {args.input} holds {array.dtype}")
     codec = codec_from_args(args, array.ndim)
     if args.target_ratio is not None:
-        codec, blob = encode_to_ratio(codec, array, args.target_ratio, affine=affine, spacing=spacing)
+        codec, blob = encode_to_ratio(
+            codec, array, args.target_ratio, affine=affine, spacing=spacing, nifti_codes=nifti_codes(args.input)
+        )
     else:
-        blob = codec.encode(array, affine=affine, spacing=spacing)
+        blob = codec.encode(array, affine=affine, spacing=spacing, nifti_codes=nifti_codes(args.input))
     if identifiers is None:
         sidecar.unlink(missing_ok=True)  # only reached with --overwrite: never keep identifiers of an earlier run
         atomic_write(output, lambda handle: handle.write(blob))
@@ -176,7 +178,7 @@ def run_decompress(args: argparse.Namespace) -> int:
     array, header = decompress_volume(Path(args.input).read_bytes())
     if args.output.endswith((".nii", ".nii.gz")):
         with staged_file(output) as staged:
-            write_nifti(staged, array, header.affine)
+            write_nifti(staged, array, header.affine, header.nifti_codes)
     else:
         sidecar = identifiers_sidecar(args.input)
         identifiers = None if args.drop_identifiers or not sidecar.is_file() else load_identifiers(sidecar)

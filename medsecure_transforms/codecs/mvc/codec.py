@@ -40,7 +40,18 @@ from ...frequency.wavelet import (
 from ..entropy import decode_integers, encode_integers
 from ..errors import CorruptStreamError
 from ..rate_control import match_ratio
-from .format import DTYPES, MAX_CHANNELS, WAVELETS, MVCHeader, max_levels, pack_mvc, padded_shape, unpack_mvc
+from .format import (
+    DEFAULT_NIFTI_CODES,
+    DTYPES,
+    MAX_CHANNELS,
+    WAVELETS,
+    MVCHeader,
+    NiftiCodes,
+    max_levels,
+    pack_mvc,
+    padded_shape,
+    unpack_mvc,
+)
 
 __all__ = [
     "LOSSLESS_DTYPES",
@@ -299,6 +310,7 @@ class MVWaveletCodec:
         affine: np.ndarray | None = None,
         spacing: Sequence[float] | None = None,
         steps: Sequence[Mapping[str, float]] | None = None,
+        nifti_codes: NiftiCodes | None = None,
     ) -> bytes:
         """Compress ``[*spatial]`` or ``[C, *spatial]`` into ``.mvc`` bytes.
 
@@ -308,6 +320,8 @@ class MVWaveletCodec:
             affine: 4x4 voxel-to-world matrix stored verbatim (default identity).
             spacing: voxel size per spatial axis (default ones).
             steps: explicit per-channel ``{subband: step}`` overriding the mapping (calibration).
+            nifti_codes: the source's NIfTI qform/sform codes and units, restored on decoding to NIfTI (default
+                :data:`~.format.DEFAULT_NIFTI_CODES`).
         """
         analysis = array if isinstance(array, WaveletAnalysis) else self.analyse(array)
         levels = analysis.levels
@@ -339,6 +353,7 @@ class MVWaveletCodec:
             affine=affine,
             spacing=spacing,
             reconstruction_offset=float(np.float32(self.reconstruction_offset)),
+            nifti_codes=NiftiCodes(*(nifti_codes or DEFAULT_NIFTI_CODES)).validate(),
             intensity=list(analysis.intensities),
             steps=steps,
         )
@@ -424,6 +439,7 @@ def encode_to_ratio(
     affine: np.ndarray | None = None,
     spacing: Sequence[float] | None = None,
     rel_tol: float = 0.03,
+    nifti_codes: NiftiCodes | None = None,
 ) -> tuple[MVWaveletCodec, bytes]:
     """Rate control: scale both step bounds of ``codec`` until the compression ratio is ``target_ratio``.
 
@@ -433,7 +449,7 @@ def encode_to_ratio(
     analysis = codec.analyse(array)
     original_bytes = int(np.prod(analysis.shape)) * np.dtype(analysis.dtype).itemsize
     log2_scale, blob = match_ratio(
-        lambda p: codec.scaled(2.0**p).encode(analysis, affine=affine, spacing=spacing),
+        lambda p: codec.scaled(2.0**p).encode(analysis, affine=affine, spacing=spacing, nifti_codes=nifti_codes),
         original_bytes,
         target_ratio,
         bounds=(-8.0, 10.0),

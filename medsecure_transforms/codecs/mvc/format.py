@@ -4,12 +4,14 @@ Layout (little-endian; full field table in ``docs/mvc_format.md``)::
 
     magic b"MVC3" | version u8 | dtype u8 | wavelet u8 | spatial_dims u8 | channel_axis u8 | channels u16
     shape u32 x d | levels u8 x d | affine f64 x 16 | spacing f64 x d | reconstruction_offset f32
+    qform_code u8 | sform_code u8 | xyzt_units u8                                          (version 2 only)
     per channel: intensity offset f64 | intensity scale f64 | steps f32 x S | stream bytes u32 x S
     streams (entropy.encode_integers blobs, channel-major, subband_names order) | crc32 u32
 
 ``d`` is the number of spatial axes and ``S`` the number of subbands implied by ``levels``; magic, version and
 CRC-32 are the frame of ``codecs.framing``. The reader checks the checksum and every field (ranges, sizes, the
-sum of the stream lengths) before allocating.
+sum of the stream lengths) before allocating. Version 1 files (no NIfTI codes) still decode, with the codes of
+:data:`DEFAULT_NIFTI_CODES`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...data.volume_io import DEFAULT_NIFTI_CODES, NiftiCodes
 from ...frequency.wavelet import REVERSIBLE_53, subband_names
 from ..errors import CorruptStreamError
 from ..framing import FRAME_BYTES, frame, unframe
@@ -30,7 +33,9 @@ __all__ = [
     "MAX_VOXELS",
     "VERSION",
     "WAVELETS",
+    "DEFAULT_NIFTI_CODES",
     "MVCHeader",
+    "NiftiCodes",
     "max_levels",
     "pack_mvc",
     "padded_shape",
@@ -38,7 +43,8 @@ __all__ = [
 ]
 
 MAGIC = b"MVC3"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 WAVELETS = ("haar", "db2", "bior2.2", "bior4.4", REVERSIBLE_53)
 """Wavelet ids 0..4: ``bior2.2`` is the (real-valued) CDF 5/3 pair, ``bior4.4`` the CDF 9/7 pair of JPEG 2000 lossy
 coding, ``rev5/3`` the reversible integer LeGall 5/3 lifting of JPEG 2000 lossless coding (steps 1, offset 0)."""
@@ -48,6 +54,7 @@ MAX_AXIS = 2**16 - 1
 MAX_CHANNELS = 64
 
 _FIXED = struct.Struct("<BBBBH")  # dtype, wavelet, spatial_dims, channel_axis, channels
+_CODES = struct.Struct("<BBB")  # qform_code, sform_code, xyzt_units
 
 
 def max_levels(n: int) -> int:
@@ -73,6 +80,7 @@ class MVCHeader:
     affine: np.ndarray = field(default_factory=lambda: np.eye(4))
     spacing: tuple[float, ...] = ()
     reconstruction_offset: float = 0.5
+    nifti_codes: NiftiCodes = DEFAULT_NIFTI_CODES
     intensity: list[tuple[float, float]] = field(default_factory=list)
     steps: list[dict[str, float]] = field(default_factory=list)
     stream_bytes: list[dict[str, int]] = field(default_factory=list)
@@ -114,6 +122,7 @@ def pack_mvc(header: MVCHeader, streams: list[list[bytes]]) -> bytes:
         np.asarray(header.affine, dtype="<f8").reshape(16).tobytes(),
         struct.pack(f"<{d}d", *header.spacing),
         struct.pack("<f", header.reconstruction_offset),
+        _CODES.pack(*NiftiCodes(*header.nifti_codes).validate()),
     ]
     for c in range(header.channels):
         parts.append(struct.pack("<dd", *header.intensity[c]))
@@ -137,7 +146,7 @@ class _Reader:
 
 def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
     """Parse and validate an ``.mvc`` byte string; raises ``CorruptStreamError`` on any problem."""
-    _, body = unframe(blob, MAGIC, (VERSION,), "mvc", min_body=_FIXED.size)
+    version, body = unframe(blob, MAGIC, VERSIONS, "mvc", min_body=_FIXED.size)
     r = _Reader(body)
     dtype_id, wavelet_id, d, channel_axis, channels = r.take(_FIXED.format)
     if dtype_id >= len(DTYPES) or wavelet_id >= len(WAVELETS):
@@ -157,6 +166,11 @@ def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
     (offset,) = r.take("<f")
     if not np.isfinite(affine).all() or not all(np.isfinite(s) and s > 0 for s in spacing) or not 0 <= offset < 1:
         raise CorruptStreamError("mvc affine, spacing or reconstruction offset invalid")
+    codes = DEFAULT_NIFTI_CODES if version == 1 else NiftiCodes(*r.take(_CODES.format))
+    try:
+        codes.validate()
+    except ValueError as err:
+        raise CorruptStreamError(f"mvc {err}") from err
     names = subband_names(levels)
     header = MVCHeader(
         shape=tuple(shape),
@@ -168,6 +182,7 @@ def unpack_mvc(blob: bytes) -> tuple[MVCHeader, list[list[bytes]]]:
         affine=affine,
         spacing=tuple(spacing),
         reconstruction_offset=float(offset),
+        nifti_codes=codes,
         compressed_bytes=len(body) + FRAME_BYTES,
     )
     lengths = []
