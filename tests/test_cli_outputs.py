@@ -115,3 +115,32 @@ def test_failing_evaluation_leaves_no_folder(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         robustness_report(tmp_path / "report", False, track=False, run_name="t", model=model, samples=[], attack=FGSM())
     assert listing(tmp_path) == []
+
+
+def test_bundle_writer_is_atomic(tmp_path):
+    """The bundles' ``SaveImaged`` is :class:`AtomicSaveImaged`: a failing write leaves the earlier file, no part."""
+    import json
+    from pathlib import Path
+
+    from monai.data import ImageWriter, MetaTensor
+
+    from medsecure_transforms.data.saving import AtomicSaveImaged, atomic_image_writer
+
+    class DiskFull(ImageWriter):
+        def write(self, filename, verbose=True, **kwargs):
+            Path(filename).write_bytes(b"half an image")
+            raise OSError("No space left on device")
+
+    (tmp_path / "case_seg.png").write_bytes(b"earlier")
+    with pytest.raises(OSError, match="No space"):
+        atomic_image_writer(DiskFull)().write(tmp_path / "case_seg.png")
+    assert listing(tmp_path) == ["case_seg.png"] and (tmp_path / "case_seg.png").read_bytes() == b"earlier"
+
+    save = AtomicSaveImaged("pred", output_dir=tmp_path, output_postfix="seg", output_ext=".nii.gz", resample=False)
+    save({"pred": MetaTensor(torch.ones(1, 4, 4, 2), meta={"filename_or_obj": "case.nii.gz"})})
+    assert listing(tmp_path / "case") == ["case_seg.nii.gz"]
+
+    configs = sorted((Path(__file__).parents[1] / "bundles").glob("*/configs/inference.json"))
+    targets = [json.dumps(json.loads(path.read_text())) for path in configs]
+    assert configs and all('"SaveImaged"' not in text for text in targets)
+    assert sum(text.count("medsecure_transforms.data.saving.AtomicSaveImaged") for text in targets) == len(configs)
