@@ -61,7 +61,9 @@ class TestBuilders(unittest.TestCase):
         self.assertIsNone(parse([]).regions)
         with self.assertRaises(SystemExit):
             parse(["--regions", "disc=a"])
-        config = '{"_target_": "monai.transforms.ScaleIntensityRange", "a_min": 0, "a_max": 1, "b_min": 0, "b_max": 0.5}'
+        config = (
+            '{"_target_": "monai.transforms.ScaleIntensityRange", "a_min": 0, "a_max": 1, "b_min": 0, "b_max": 0.5}'
+        )
         defenses = evaluate.build_defenses(parse(["--defense", f"half={config}"]).defense)
         torch.testing.assert_close(torch.as_tensor(defenses["half"](torch.ones(1, 2, 2))), torch.full((1, 2, 2), 0.5))
         for bad in ("nojson", "x={not json}", "x=[1]"):
