@@ -71,11 +71,11 @@ def test_every_command_shows_its_defaults_and_debug():
         text = " ".join(parser.format_help().split())
         assert "--debug" in text, name
         for action in parser._actions:
-            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
                 assert action.help and "default" in parser._get_formatter()._get_help_string(action), (name, action)
     evaluate = " ".join(parsers["evaluate"].format_help().split())
     assert "(default: authors_x1000)" in evaluate and all(name in evaluate for name in ASMA_PRESETS)
-    assert "--threads THREADS torch CPU threads (default: 1)" in evaluate
+    assert "--threads THREADS torch CPU threads (default: 1)" in evaluate and "(default: )" not in evaluate
 
 
 def test_help_texts_match_the_package():

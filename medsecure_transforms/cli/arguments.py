@@ -36,12 +36,12 @@ class CommandParser(argparse.ArgumentParser):
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions kept as written; every option with a default other than ``None``/``False`` shows it."""
+    """Descriptions kept as written; every option with a default other than ``None``/``False``/``[]`` shows it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text:
+        if not action.option_strings or default in (None, False, [], argparse.SUPPRESS) or "default" in text:
             return text
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
