@@ -63,6 +63,7 @@ class TestMapping(unittest.TestCase):
             ("levels", {"levels": (3,)}),
             ("offset", {"reconstruction_offset": 1.0}),
             ("mapping", {"mapping": "hvs"}),
+            ("q_span", {"q_min": 1, "q_max": 1e38}),  # Eq. 4 divided by zero in float64 here
         ]
     )
     def test_bad_parameters(self, _name, params):

@@ -75,6 +75,10 @@ _SLAB_ELEMENTS = 1 << 16
 """Voxels processed at a time by the element-wise steps (intensity map, (de)quantization): bounds their scratch."""
 
 
+MAX_STEP_SPAN = 1e6
+"""Largest ``q_max / q_min`` the codec accepts: wider spans make Eq. (4)'s ``delta + b`` vanish in float64."""
+
+
 def reciprocal_mapping(q_min: float, q_max: float, std_min: float, std_max: float) -> tuple[float, float]:
     """Solve Eq. (4) ``Q = a / (delta + b)`` through ``(Q_min, delta_max)`` and ``(Q_max, delta_min)``.
 
@@ -197,6 +201,11 @@ class MVWaveletCodec:
             raise ValueError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
         if not (0 < self.q_min and (self.mapping != "machine_vision" or self.q_min < self.q_max)):
             raise ValueError(f"need 0 < q_min < q_max, got q_min={self.q_min}, q_max={self.q_max}")
+        if self.mapping == "machine_vision" and not self.q_max <= MAX_STEP_SPAN * self.q_min:
+            raise ValueError(
+                f"q_max / q_min must be at most {MAX_STEP_SPAN:g} (Eq. 4 is ill-conditioned beyond), "
+                f"got q_min={self.q_min}, q_max={self.q_max}"
+            )
         if self.value_range is not None and not self.value_range > 0:
             raise ValueError(f"value_range must be positive or None, got {self.value_range}")
         if not 0 <= self.reconstruction_offset < 1:
