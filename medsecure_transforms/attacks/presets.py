@@ -64,7 +64,7 @@ ASMA_PRESETS: dict[str, ASMAParams] = {
         target_iou=0.9,
         max_linf=8 / 255,
         description="Many small steps like the authors', shortened for a CPU: 200 x beta 5e-4, tau 5e-5 in 8/255, "
-        "mean target IoU 0.93 on Drishti-GS1 (docs/frequency_refine.md). Default of FR calibration and reproduction.",
+        "mean target IoU 0.93 on Drishti-GS1 (results/fr/README.md). Default of FR calibration and reproduction.",
     ),
     "coarse": ASMAParams(
         max_iter=10,
@@ -73,7 +73,7 @@ ASMA_PRESETS: dict[str, ASMAParams] = {
         target_iou=0.9,
         max_linf=8 / 255,
         description="10 large steps (beta 1e-2, tau 1e-3) in 8/255: the earlier FR setting, hits the budget at once "
-        "and reaches the target poorly (mean target IoU 0.22; docs/frequency_refine.md).",
+        "and reaches the target poorly (mean target IoU 0.22; results/fr/README.md).",
     ),
 }
 
