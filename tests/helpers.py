@@ -1,4 +1,5 @@
-"""Helpers shared by the test modules: input-type tables, a synthetic volume, dataset skips, the codec CLI.
+"""Helpers shared by the test modules: input-type tables, a synthetic volume, dataset skips, the codec CLI, the
+model-zoo-style test bundles with data and weights.
 
 Test modules import from here (``from helpers import ...``), never from one another or from ``conftest``.
 """
@@ -6,14 +7,17 @@ Test modules import from here (``from helpers import ...``), never from one anot
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
+from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
 from medsecure_transforms.cli import codec as codec_cli
@@ -57,3 +61,60 @@ def run_codec_cli(*argv: str) -> int:
     codec_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     return args.func(args)
+
+
+ZOO_BUNDLES = Path(__file__).resolve().parent / "zoo_bundles"
+
+
+def _write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, ...]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    affine = np.diag([*spacing, *[1.0] * (4 - len(spacing))])
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+
+
+def _blob(shape: tuple[int, ...], centre: float, radius: float) -> np.ndarray:
+    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    return np.sqrt(sum((g - centre) ** 2 for g in grids)) < radius
+
+
+def _write_cases(folder: Path, split: str, shape, spacing, count: int, hu: bool, classes: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for case in range(count):
+        label = np.zeros(shape, np.uint8)
+        for c in range(1, classes):
+            label[_blob(shape, 0.3 * (c - 1) - 0.1 + 0.05 * case, 0.35)] = c
+        base = (-100.0, 120.0) if hu else (50.0, 400.0)
+        image = np.where(label > 0, base[1], base[0]) + rng.normal(0, 10, shape)
+        _write_nifti(folder / f"images{split}" / f"case_{case}.nii.gz", image.astype(np.float32), spacing)
+        _write_nifti(folder / f"labels{split}" / f"case_{case}.nii.gz", label, spacing)
+
+
+def _save_random_weights(folder: Path, config: str, path: str, wrapped: bool) -> None:
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / config))
+    torch.manual_seed(0)
+    state = parser.get_parsed_content("network_def").state_dict()
+    (folder / path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state} if wrapped else state, folder / path)
+
+
+def make_zoo_bundles(root: Path) -> dict[str, tuple[Path, dict]]:
+    """Copies of ``tests/zoo_bundles`` under ``root/bundles`` with tiny random weights and NIfTI data in each
+    bundle's layout: bundle name -> (bundle folder, ``monai.bundle run`` overrides pointing at its data)."""
+    shutil.copytree(ZOO_BUNDLES, root / "bundles")
+    slice_, ct, overlay = (root / "bundles" / n for n in ("slice_2d_on_3d", "ct_sliding_window", "train_eval_overlay"))
+    # slice bundle: data inside the bundle (dataset_dir = bundle_root/data), weights as a plain state dict
+    _write_cases(slice_ / "data", "Ts", (32, 32, 6), (1.0, 1.0, 3.0), 2, hu=False, classes=3, seed=1)
+    _save_random_weights(slice_, "inference.json", "models/slice_unet.pt", wrapped=False)
+    # CT bundle: zoo-style absolute dataset_dir, overridden; 1.5 x 1.5 x 2 mm volumes resampled to 2 mm
+    _write_cases(root / "tiny_ct", "Ts", (32, 32, 20), (1.5, 1.5, 2.0), 2, hu=True, classes=2, seed=2)
+    _save_random_weights(ct, "inference.json", "models/model.pt", wrapped=True)
+    # train/evaluate overlay bundle: 2D images, 4 training (last 2 validate) + 2 test
+    _write_cases(root / "tiny_2d", "Tr", (32, 32), (1.0, 1.0), 4, hu=False, classes=2, seed=3)
+    _write_cases(root / "tiny_2d", "Ts", (32, 32), (1.0, 1.0), 2, hu=False, classes=2, seed=4)
+    _save_random_weights(overlay, "train.json", "models/model.pt", wrapped=False)
+    return {
+        slice_.name: (slice_, {}),
+        ct.name: (ct, {"dataset_dir": str(root / "tiny_ct")}),
+        overlay.name: (overlay, {"dataset_dir": str(root / "tiny_2d")}),
+    }

@@ -21,73 +21,23 @@ from pathlib import Path
 
 import jsonschema
 import nibabel as nib
-import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser
+from helpers import ZOO_BUNDLES, make_zoo_bundles
 from monai.bundle import run as bundle_run
 from monai.inferers import SimpleInferer, SliceInferer, SlidingWindowInferer
 
 from medsecure_transforms.bundle import BundleAdapter, BundleKeyError, bundle_config_files
 
-ZOO = Path(__file__).resolve().parent / "zoo_bundles"
+ZOO = ZOO_BUNDLES
 SCHEMA = Path(__file__).resolve().parents[1] / "bundles" / "schema" / "meta_schema_20240725.json"
 SLICE, CT, OVERLAY = "slice_2d_on_3d", "ct_sliding_window", "train_eval_overlay"
-
-
-def _write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, ...]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    affine = np.diag([*spacing, *[1.0] * (4 - len(spacing))])
-    nib.save(nib.Nifti1Image(array, affine), str(path))
-
-
-def _blob(shape: tuple[int, ...], centre: float, radius: float) -> np.ndarray:
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    return np.sqrt(sum((g - centre) ** 2 for g in grids)) < radius
-
-
-def _write_cases(folder: Path, split: str, shape, spacing, count: int, hu: bool, classes: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    for case in range(count):
-        label = np.zeros(shape, np.uint8)
-        for c in range(1, classes):
-            label[_blob(shape, 0.3 * (c - 1) - 0.1 + 0.05 * case, 0.35)] = c
-        base = (-100.0, 120.0) if hu else (50.0, 400.0)
-        image = np.where(label > 0, base[1], base[0]) + rng.normal(0, 10, shape)
-        _write_nifti(folder / f"images{split}" / f"case_{case}.nii.gz", image.astype(np.float32), spacing)
-        _write_nifti(folder / f"labels{split}" / f"case_{case}.nii.gz", label, spacing)
-
-
-def _save_random_weights(folder: Path, config: str, path: str, wrapped: bool) -> None:
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / config))
-    torch.manual_seed(0)
-    state = parser.get_parsed_content("network_def").state_dict()
-    (folder / path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state} if wrapped else state, folder / path)
 
 
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """Copies of the test bundles with random weights and data: name -> (bundle folder, overrides for the data)."""
-    root = tmp_path_factory.mktemp("zoo")
-    shutil.copytree(ZOO, root / "bundles")
-    bundles = {name: root / "bundles" / name for name in (SLICE, CT, OVERLAY)}
-    # slice bundle: data inside the bundle (dataset_dir = bundle_root/data), weights as a plain state dict
-    _write_cases(bundles[SLICE] / "data", "Ts", (32, 32, 6), (1.0, 1.0, 3.0), 2, hu=False, classes=3, seed=1)
-    _save_random_weights(bundles[SLICE], "inference.json", "models/slice_unet.pt", wrapped=False)
-    # CT bundle: zoo-style absolute dataset_dir, overridden; 1.5 x 1.5 x 2 mm volumes resampled to 2 mm
-    _write_cases(root / "tiny_ct", "Ts", (32, 32, 20), (1.5, 1.5, 2.0), 2, hu=True, classes=2, seed=2)
-    _save_random_weights(bundles[CT], "inference.json", "models/model.pt", wrapped=True)
-    # train/evaluate overlay bundle: 2D images, 4 training (last 2 validate) + 2 test
-    _write_cases(root / "tiny_2d", "Tr", (32, 32), (1.0, 1.0), 4, hu=False, classes=2, seed=3)
-    _write_cases(root / "tiny_2d", "Ts", (32, 32), (1.0, 1.0), 2, hu=False, classes=2, seed=4)
-    _save_random_weights(bundles[OVERLAY], "train.json", "models/model.pt", wrapped=False)
-    return {
-        SLICE: (bundles[SLICE], {}),
-        CT: (bundles[CT], {"dataset_dir": str(root / "tiny_ct")}),
-        OVERLAY: (bundles[OVERLAY], {"dataset_dir": str(root / "tiny_2d")}),
-    }
+    return make_zoo_bundles(tmp_path_factory.mktemp("zoo"))
 
 
 def _monai_run(folder: Path, configs: list[str], overrides: dict, run_id: str = "run") -> None:

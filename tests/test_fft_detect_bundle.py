@@ -1,4 +1,4 @@
-"""The config-only integration: ``inference_guarded.json`` merged over ``inference.json`` appends a working guard."""
+"""The config-only integration: the ``guard`` overlay merged over ``inference.json`` appends a working guard."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from monai.bundle import ConfigParser
 
+from medsecure_transforms import overlays
 from medsecure_transforms.defenses import FFTDetector, Reformer
 from medsecure_transforms.transforms import FFTDetectd
 
@@ -25,9 +26,11 @@ class TestGuardedOverlay(unittest.TestCase):
             detector.save(guard / "detector_unet_shifted_frequency.pt")
             Reformer("autoencoder2", 1).save(guard / "reformer_unet.pt")
             parser = ConfigParser()
-            parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "inference_guarded.json")])
+            parser.read_config([str(CONFIGS / "inference.json"), str(overlays.path("guard"))])
             parser["bundle_root"] = tmp
-            parser["device"] = "cpu"
+            parser["guard_detector"] = str(guard / "detector_unet_shifted_frequency.pt")
+            parser["guard_reformer"] = str(guard / "reformer_unet.pt")
+            parser["guard_policy"] = "reform"
             transforms = parser.get_parsed_content("preprocessing").transforms
             self.assertIsInstance(transforms[-1], FFTDetectd)
             self.assertEqual(transforms[-1].transform.policy, "reform")

@@ -11,6 +11,7 @@ import torch
 from monai.bundle import ConfigParser
 from parameterized import parameterized
 
+from medsecure_transforms import overlays
 from medsecure_transforms.defenses import BlockDCTQuantizer
 from medsecure_transforms.evaluation.fr_study import (
     grid_search,
@@ -90,8 +91,10 @@ class TestBundleOverlays(unittest.TestCase):
         if not (configs / "inference.json").is_file():
             self.skipTest(f"bundle {bundle} has no inference.json")
         parser = ConfigParser()
-        parser.read_config([str(configs / "inference.json"), str(configs / "inference_defended.json")])
+        parser.read_config([str(configs / "inference.json"), str(overlays.path("defend_fr"))])
+        parser.read_meta(str(configs / "metadata.json"))
         parser["bundle_root"] = str(configs.parent)
+        parser["defense_table"] = str(configs.parent / "models" / "fr_table.json")
         parser["data_root"] = "/nonexistent"  # the preprocessing itself must not need data to be built
         steps = parser.get_parsed_content("preprocessing").transforms
         self.assertIsInstance(steps[-1], FrequencyRefined)

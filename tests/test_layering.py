@@ -25,6 +25,7 @@ LAYERS = {
     "evaluation": 3,
     "cli": 4,
     "deploy": 4,
+    "overlays": 4,
 }
 SCRIPT_MAX_LINES = 85
 

@@ -266,7 +266,7 @@ def run_bundle(configs: list[str], **overrides) -> object:
 
     parser = ConfigParser()
     parser.read_config([str(REPO / "bundles" / "oct_codec" / "configs" / name) for name in configs])
-    parser.update(overrides)
+    parser.update({"bundle_root": str(REPO / "bundles" / "oct_codec"), **overrides})
     return parser.get_parsed_content("run")
 
 

@@ -117,7 +117,7 @@ class TestEvaluateRobustness(unittest.TestCase):
     def test_mlflow_run_logged_in_local_store(self):
         import mlflow
 
-        store = Path(self.tmp.name) / "run" / "mlflow.db"
+        store = Path(self.tmp.name) / "run" / "mlruns.db"
         self.assertTrue(store.is_file())
         client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store}")
         runs = client.search_runs([client.get_experiment_by_name("robustness").experiment_id])
