@@ -1,9 +1,11 @@
-"""Baseline bundles: configs parse (ConfigWorkflow properties), metadata schema, API, evaluate/inference/DDP runs."""
+"""Baseline bundles: configs parse (ConfigWorkflow properties), metadata schema, API, runs by path with their own
+weights, defended evaluation, MLflow tracking, evaluate/inference/DDP runs on the real data."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from monai.bundle import ConfigWorkflow
 from monai.bundle import run as bundle_run
 from PIL import Image
 
+from medsecure_transforms import overlays
 from medsecure_transforms.bundle import (
     BUNDLES_ROOT,
     bundle_config,
@@ -211,6 +214,133 @@ def test_save_engine_metrics_writes_lists(tmp_path):
     }
 
 
+# --- the trained bundles run by path on generated images (no shared data needed) ---
+
+
+def _mlflow_runs(output_dir: Path) -> list:
+    """Runs of the store ``monai.bundle run --tracking mlflow`` writes: ``<output_dir>/mlruns.db``."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output_dir / 'mlruns.db'}")
+    return [(client, r) for r in client.search_runs([e.experiment_id for e in client.search_experiments()])]
+
+
+@pytest.fixture(scope="module")
+def fundus_images(tmp_path_factory) -> list[dict]:
+    """Two generated fundus-like images (RGB) with 0/1/2 masks (background, disc rim, cup)."""
+    root = tmp_path_factory.mktemp("fundus")
+    rng = np.random.default_rng(0)
+    items = []
+    for stem in ("a", "b"):
+        yy, xx = np.mgrid[:96, :128]
+        radius = np.hypot(yy - 48, xx - 64)
+        mask = np.where(radius < 12, 2, np.where(radius < 24, 1, 0)).astype(np.uint8)
+        image = np.clip(rng.normal(90, 20, (96, 128, 3)) + 120 * (mask[..., None] > 0), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(root / f"{stem}.png")
+        Image.fromarray(mask).save(root / f"{stem}_mask.png")
+        items.append({"image": str(root / f"{stem}.png"), "label": str(root / f"{stem}_mask.png")})
+    return items
+
+
+def _run_fundus(configs: list, output_dir: Path, items: list[dict], **overrides) -> dict:
+    bundle = bundle_dir("fundus_disc_seg")
+    require_weights("fundus_disc_seg")
+    files = [str(c) if Path(c).is_absolute() else config_file("fundus_disc_seg", c) for c in configs]
+    bundle_run(config_file=files, bundle_root=str(bundle), output_dir=str(output_dir), datalist=items, **overrides)
+    return json.loads((output_dir / "run.json").read_text())
+
+
+def test_evaluate_with_mlflow_logs_params_per_class_scalars_and_reports(fundus_images, tmp_path):
+    report = _run_fundus(["evaluate.json"], tmp_path, fundus_images, tracking="mlflow")
+    measured = json.loads((tmp_path / "metrics.json").read_text())
+    assert measured["class_names"] == ["disc_rim", "cup"] and len(measured["metrics"]["dice_per_class"]) == 2
+    [(client, run)] = _mlflow_runs(tmp_path)
+    metrics, params = run.data.metrics, run.data.params
+    for name in ("dice_per_class", "iou_per_class"):
+        for c, value in zip(("disc_rim", "cup"), measured["metrics"][name], strict=True):
+            assert metrics[f"{name}/{c}"] == pytest.approx(value) == report["metrics"][f"{name}/{c}"]
+    assert metrics["dice_mean"] == pytest.approx(measured["metrics"]["dice_mean"])
+    assert params["bundle.name"] == "fundus_disc_seg" and params["bundle.version"] == "0.2.0"
+    assert params["defense"] == params["codec"] == params["guard"] == "none"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"metrics.json", "run.json"}
+
+
+def test_defended_evaluate_gives_dice_with_the_defense_and_records_it(fundus_images, tmp_path):
+    plain = _run_fundus(["evaluate.json"], tmp_path / "plain", fundus_images)
+    table = bundle_dir("fundus_disc_seg") / "models" / "fr_table.json"
+    defended = _run_fundus(
+        ["evaluate.json", overlays.path("defend_fr")],
+        tmp_path / "defended",
+        fundus_images,
+        defense_table=str(table),
+        tracking="mlflow",
+    )
+    assert defended["params"]["defense"] == {
+        "transform": "FrequencyRefined",
+        "keys": ["image"],
+        "table": "FR(120,80,300)",
+        "color": "rgb",
+        "intensity_range": [0.0, 1.0],
+    }
+    assert defended["metrics"]["pipeline/defense_mean_abs_change"] > 0
+    assert defended["metrics"]["dice_mean"] != plain["metrics"]["dice_mean"]
+    assert json.loads((tmp_path / "defended" / "metrics.json").read_text())["cases"] == ["a.png", "b.png"]
+    [(_, run)] = _mlflow_runs(tmp_path / "defended")
+    assert run.data.params["defense.table"] == "FR(120,80,300)" and "dice_per_class/cup" in run.data.metrics
+
+
+def test_copied_bundle_run_by_path_uses_its_own_weights(fundus_images, tmp_path, monkeypatch):
+    """Zoo convention: ``bundle_root`` is ``.`` (or ``--bundle_root``); a copy never reads the repository's weights."""
+    source = bundle_dir("skin_lesion_seg")
+    require_weights("skin_lesion_seg")
+    copy = shutil.copytree(source, tmp_path / "skin_copy", ignore=shutil.ignore_patterns("eval", "train_output*"))
+    state = load_state_dict(copy / "models" / "model.pt")
+    torch.save({k: -v if v.is_floating_point() else v for k, v in state.items()}, copy / "models" / "model.pt")
+    images = [{"image": item["image"]} for item in fundus_images]
+    masks = {}
+    for name, root in (("source", source), ("copy", copy)):
+        bundle_run(
+            config_file=str(root / "configs" / "inference.json"),
+            bundle_root=str(root),
+            output_dir=str(tmp_path / name),
+            datalist=images,
+            tracking="mlflow" if name == "copy" else None,
+        )
+        masks[name] = [np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*_seg.png"))]
+    assert len(masks["copy"]) == 2 and any((a != b).any() for a, b in zip(*masks.values(), strict=True))
+    # run from the copy's folder without --bundle_root: "." is the copy
+    monkeypatch.chdir(copy)
+    bundle_run(config_file="configs/inference.json", output_dir=str(tmp_path / "cwd"), datalist=images)
+    again = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "cwd").glob("*_seg.png"))]
+    assert all((a == b).all() for a, b in zip(again, masks["copy"], strict=True))
+    [(_, run)] = _mlflow_runs(tmp_path / "copy")  # inference under --tracking mlflow: bundle and pipeline logged
+    assert run.data.params["bundle.name"] == "skin_lesion_seg" and run.data.params["defense"] == "none"
+
+
+def test_training_with_mlflow_logs_the_bundle(fundus_images, tmp_path):
+    require_weights("skin_lesion_seg")
+    masks = []
+    for item in fundus_images:  # skin labels are 0/255
+        mask = (np.asarray(Image.open(item["label"])) > 0).astype(np.uint8) * 255
+        Image.fromarray(mask).save(tmp_path / Path(item["label"]).name)
+        masks.append({"image": item["image"], "label": str(tmp_path / Path(item["label"]).name)})
+    bundle_run(
+        config_file=config_file("skin_lesion_seg", "train.json"),
+        bundle_root=str(bundle_dir("skin_lesion_seg")),
+        tracking="mlflow",
+        output_dir=str(tmp_path / "out"),
+        ckpt_dir=str(tmp_path / "models"),
+        max_epochs=1,
+        val_interval=1,
+        batch_size=2,
+        spatial_size=[32, 32],
+        **{"train#datalist": masks, "validate#datalist": masks},
+    )
+    [(_, run)] = _mlflow_runs(tmp_path / "out")
+    assert run.data.params["bundle.name"] == "skin_lesion_seg" and "val_mean_dice" in run.data.metrics
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
 # --- the trained bundles on the real datasets ---
 
 
@@ -223,6 +353,7 @@ def test_evaluate_reproduces_documented_dice(name, data_root, tmp_path):
     workflow = ConfigWorkflow(
         config_file=config_file(name, "evaluate.json"),
         workflow_type="infer",
+        bundle_root=str(bundle_dir(name)),
         output_dir=str(tmp_path),
         data_root=str(data_root),
         datalist=f"$medsecure_transforms.data.load_datalist(@dataset_name, @split, @data_root, {REPRODUCE_CASES})",
@@ -242,6 +373,7 @@ def test_inference_writes_original_size_masks_and_mlflow_sqlite(data_root, tmp_p
     require_weights("skin_lesion_seg")
     bundle_run(
         config_file=config_file("skin_lesion_seg", "inference.json"),
+        bundle_root=str(bundle_dir("skin_lesion_seg")),
         tracking="mlflow",
         output_dir=str(tmp_path),
         data_root=str(data_root),
@@ -278,6 +410,8 @@ def test_multi_gpu_overlay_trains_with_two_gloo_processes(data_root, tmp_path):
         "run",
         "--config_file",
         json.dumps(configs),
+        "--bundle_root",
+        str(bundle_dir("skin_lesion_seg")),
         "--data_root",
         str(data_root),
         "--ckpt_dir",
