@@ -1,9 +1,9 @@
 """The generic overlays (medsecure_transforms/overlays) applied unchanged to model-zoo-style bundles and to ours.
 
 Every overlay runs in-process through ``monai.bundle.run`` (what ``python -m monai.bundle run`` calls) on the three
-test bundles of ``tests/zoo_bundles`` (random weights, generated NIfTI data) and on ``skin_lesion_seg`` (its trained
-weights, its FR table and guard, two generated images); each writes under ``<bundle_root>/eval/<overlay folder>``
-and records what ran in ``run.json``.
+test bundles of ``tests/zoo_bundles`` (random weights, generated NIfTI data; its ``_validate`` variant on the
+``evaluate.json`` over ``train.json``) and on ``skin_lesion_seg`` (its trained weights, its FR table and guard, two
+generated images); each writes under ``<bundle_root>/eval/<overlay folder>`` and records what ran in ``run.json``.
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ KEY_IDS = {
 }
 # ids only our own bundles have: an overlay must not refer to them
 OUR_IDS = ("dataset_name", "spatial_transforms", "load_transforms", "network_transforms", "split", "data_root")
-# zoo layouts the overlays apply to: name, config files, run id, image key
+# zoo layouts the overlays apply to: name, config files, run id, image key, overlay variant
 LAYOUTS = [
-    (SLICE, ["evaluate.json"], "evaluating", "img"),
-    (CT, ["inference.json", "evaluate.json"], "run", "image"),
-    (OVERLAY, ["inference.json"], "run", "image"),
+    (SLICE, ["evaluate.json"], "evaluating", "img", ""),
+    (CT, ["inference.json", "evaluate.json"], "run", "image", ""),
+    (OVERLAY, ["inference.json"], "run", "image", ""),
+    (OVERLAY, ["train.json", "evaluate.json"], "run", "image", "_validate"),
 ]
+LAYOUT_IDS = ["slice-evaluate", "ct-inference+evaluate", "2d-inference", "2d-train+evaluate"]
 
 
 @pytest.fixture(scope="module")
@@ -96,22 +98,41 @@ def test_path_and_artefacts_are_package_files():
 @pytest.mark.parametrize("name", overlays.NAMES)
 def test_overlay_only_appends_and_uses_no_id_of_our_bundles(name):
     config = json.loads(overlays.path(name).read_text())
-    prefix = {"defend_fr": "defense", "defend_jpeg": "defense", "evaluate_attack": "attack"}.get(name, name)
+    base = name.removesuffix("_validate")
+    prefix = {"defend_fr": "defense", "defend_jpeg": "defense", "evaluate_attack": "attack"}.get(base, base)
     for key in config:
         assert key.startswith("+") or key.startswith(prefix) or key == "output_dir", f"{name} sets the bundle's {key}"
     assert "imports" not in config and "+imports" in config
     assert "$import medsecure_transforms" in config["+imports"]
     text = overlays.path(name).read_text()
     assert not re.findall(rf"@({'|'.join(OUR_IDS)})\b", text)
-    assert config["output_dir"] == f"$@bundle_root + '/eval/{FOLDERS[name]}'"
+    assert config["output_dir"] == f"$@bundle_root + '/eval/{FOLDERS[base]}'"
+
+
+@pytest.mark.parametrize("name", overlays.BASE_NAMES)
+def test_validate_variant_is_the_overlay_on_validate_ids(name):
+    """``<name>_validate`` = ``<name>`` with ``validate#handlers`` and an ``OverlayCompose`` merged into
+    ``validate#preprocessing`` (whose transforms the model zoo writes as a ``%`` macro that ``+`` cannot extend)."""
+    config = json.loads(overlays.path(name).read_text())
+    variant = json.loads(overlays.path(f"{name}_validate").read_text())
+    compose = "medsecure_transforms.overlays.compose.OverlayCompose"
+    expected = {}
+    for key, value in config.items():
+        if key == "+preprocessing#transforms":
+            expected["+validate#preprocessing"] = {"_target_": compose, "append": value}
+        else:
+            expected[{"+preprocessing": "+validate#preprocessing", "+handlers": "+validate#handlers"}.get(key, key)] = (
+                value
+            )
+    assert variant == expected
 
 
 # ---------------------------------------------------------------- the zoo layouts
 
 
-@pytest.mark.parametrize("name", overlays.NAMES)
-@pytest.mark.parametrize("bundle, configs, run_id, key", LAYOUTS, ids=[layout[0] for layout in LAYOUTS])
-def test_overlay_runs_unchanged_on_zoo_bundle(zoo, name, bundle, configs, run_id, key):
+@pytest.mark.parametrize("name", overlays.BASE_NAMES)
+@pytest.mark.parametrize("bundle, configs, run_id, key, variant", LAYOUTS, ids=LAYOUT_IDS)
+def test_overlay_runs_unchanged_on_zoo_bundle(zoo, name, bundle, configs, run_id, key, variant):
     folder, overrides = zoo[bundle]
     overrides = dict(overrides)
     if name in KEY_IDS and key != "image":
@@ -121,7 +142,7 @@ def test_overlay_runs_unchanged_on_zoo_bundle(zoo, name, bundle, configs, run_id
     if name == "evaluate_attack":
         overrides.update({"attack#max_iter": 2, "attack_regions": {"fg": [1]}})
     shutil.rmtree(folder / "eval", ignore_errors=True)
-    _run(folder, configs, [name], run_id, **overrides)
+    _run(folder, configs, [name + variant], run_id, **overrides)
 
     out = folder / "eval" / FOLDERS[name]
     assert [p.name for p in (folder / "eval").iterdir()] == [FOLDERS[name]]  # nothing over plain outputs
@@ -181,7 +202,7 @@ def test_compress_goes_right_after_loading(zoo):
     ]
 
 
-def test_overlays_combine_and_train_layout_is_refused_by_name(zoo):
+def test_overlays_combine_and_the_train_layout_needs_the_validate_variant(zoo):
     folder, overrides = zoo[CT]
     shutil.rmtree(folder / "eval", ignore_errors=True)
     _run(folder, ["inference.json", "evaluate.json"], ["compress", "defend_fr"], **overrides)
@@ -225,7 +246,7 @@ SKIN_OVERRIDES = {
 }
 
 
-@pytest.mark.parametrize("name", overlays.NAMES)
+@pytest.mark.parametrize("name", overlays.BASE_NAMES)
 def test_overlay_runs_on_our_bundle(skin, name, tmp_path):
     bundle, setup = skin
     if not (bundle / "models" / "model.pt").is_file():

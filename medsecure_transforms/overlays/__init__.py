@@ -1,23 +1,28 @@
 """Generic MONAI bundle overlays shipped with the package (found from a pip install with :func:`path`).
 
 Each overlay is a JSON file merged after a bundle's own configs (``python -m monai.bundle run --config_file
-"['configs/inference.json', '<overlay path>']"``). It only appends: ``+imports``, ``+preprocessing#transforms`` (a
-list), ``+preprocessing`` (a dict: ``compress``), ``+handlers``, new ids of its own, and ``output_dir`` (its results go
-to ``<bundle_root>/eval/<folder>``, never over plain outputs). Ids of the bundle it reads: ``preprocessing``,
-``handlers``, ``bundle_root`` and the metadata ``_meta_``; ``--<id> <value>`` sets any of its own ids.
+"['configs/inference.json', '<overlay path>']" --bundle_root .``). It only appends: ``+imports``,
+``+preprocessing#transforms`` (a list), ``+preprocessing`` (a dict, ``compress``), ``+handlers``, ids of its own, and
+``output_dir``: its results go to ``<bundle_root>/eval/<folder>``, never over plain outputs. Of the bundle it reads
+``preprocessing``, ``handlers``, ``bundle_root`` and the metadata ``_meta_``; ``--<id> <value>`` sets its own ids.
 
-========================  ===========================================================  ========================
-overlay                   appends                                                      output folder
-========================  ===========================================================  ========================
-``defend_fr``             ``FrequencyRefined`` (table ``defense_table``)                ``eval/defended``
-``defend_jpeg``           ``JPEGQuantized`` (``defense_quality``)                      ``eval/defended``
-``guard``                 ``FFTDetectd`` (``guard_detector``, ``guard_policy``)        ``eval/guarded``
-``compress``              ``MVCompress3Dd`` right after loading (``compress_codec``)    ``eval/compressed``
-``evaluate_attack``       an attack evaluation of the evaluator's data (``attack``)    ``eval/attack``
-========================  ===========================================================  ========================
+====================  ==========================================================  ====================
+overlay               appends                                                     output folder
+====================  ==========================================================  ====================
+``defend_fr``         ``FrequencyRefined`` (``defense_table``)                    ``eval/defended``
+``defend_jpeg``       ``JPEGQuantized`` (``defense_quality``)                     ``eval/defended``
+``guard``             ``FFTDetectd`` (``guard_detector``, ``guard_policy``)       ``eval/guarded``
+``compress``          ``MVCompress3Dd`` right after loading (``compress_codec``)  ``eval/compressed``
+``evaluate_attack``   an attack evaluation of the evaluator's data (``attack``)   ``eval/attack``
+====================  ==========================================================  ====================
 
-All of them append a :class:`~medsecure_transforms.evaluation.tracking.BundleRunReport` to ``handlers``
-(``run.json``: bundle, defense, table, codec, guard; MLflow parameters under ``--tracking mlflow``). The defaults
+These fit ``inference.json``, a standalone ``evaluate.json`` and an ``evaluate.json`` over ``inference.json``. The
+``<name>_validate`` variants append to ``validate#preprocessing`` / ``validate#handlers`` instead, for the model
+zoo's ``evaluate.json`` over ``train.json`` (whose ``validate#preprocessing#transforms`` is a ``%`` macro that ``+``
+cannot extend: they merge :class:`~medsecure_transforms.overlays.compose.OverlayCompose` into it).
+
+Each appends a :class:`~medsecure_transforms.evaluation.tracking.BundleRunReport` to the handlers (``run.json``:
+bundle, defense, table, codec, guard; MLflow parameters under ``--tracking mlflow``). The defaults
 (``defense_table``, ``compress_codec``) are package data found with :func:`artefact`. Importing this module imports
 neither torch nor MONAI.
 """
@@ -28,9 +33,10 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["NAMES", "artefact", "path", "value_range"]
+__all__ = ["BASE_NAMES", "NAMES", "artefact", "path", "value_range"]
 
-NAMES = ("compress", "defend_fr", "defend_jpeg", "evaluate_attack", "guard")
+BASE_NAMES = ("compress", "defend_fr", "defend_jpeg", "evaluate_attack", "guard")
+NAMES = tuple(sorted(BASE_NAMES + tuple(f"{name}_validate" for name in BASE_NAMES)))
 DEFAULT_RANGE = (0.0, 1.0)
 
 
