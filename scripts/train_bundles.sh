@@ -10,7 +10,7 @@ bundles=("$@")
 [ ${#bundles[@]} -gt 0 ] || bundles=(fundus_disc_seg skin_lesion_seg hippocampus_seg)
 for name in "${bundles[@]}"; do
     start=$(date +%s)
-    python -m monai.bundle run --config_file "bundles/$name/configs/train.json" 2>&1 | tee "bundles/$name/train_output.log"
+    python -m monai.bundle run --config_file "bundles/$name/configs/train.json" --bundle_root "bundles/$name" 2>&1 | tee "bundles/$name/train_output.log"
     echo "$name: training wall time $(( $(date +%s) - start )) s" | tee -a "bundles/$name/train_output.log"
-    python -m monai.bundle run --config_file "bundles/$name/configs/evaluate.json"
+    python -m monai.bundle run --config_file "bundles/$name/configs/evaluate.json" --bundle_root "bundles/$name"
 done
