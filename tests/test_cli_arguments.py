@@ -110,17 +110,14 @@ def test_commands_asma_defaults():
     one torch thread per process."""
     fr = subcommand(calibrate_fr.register, ["fr", "--output-dir", "o"])
     assert schedule(asma_from_args(fr)) == DOCUMENTED["small_steps"]
-    assert (fr.batch_size, fr.seed, fr.threads, fr.split, fr.bundle) == (4, 0, 1, "validation", "fundus_disc_seg")
+    assert (fr.batch_size, fr.seed, fr.threads, fr.split, fr.bundle) == (4, 0, 1, None, "fundus_disc_seg")
     ev = subcommand(evaluate.register, ["evaluate", "--bundle", "b", "--output-dir", "o"])
-    assert schedule(evaluate.build_attack(ev)) == DOCUMENTED["authors_x1000"]
-    assert (ev.batch_size, ev.seed, ev.threads, ev.split) == (1, 0, 1, "test")
+    assert schedule(evaluate.build_attack(ev, (0.0, 1.0))) == DOCUMENTED["authors_x1000"]
+    assert (ev.batch_size, ev.seed, ev.threads, ev.split) == (1, 0, 1, None)
     authors = ["evaluate", "--bundle", "b", "--output-dir", "o", "--attack-preset", "authors"]
-    assert schedule(evaluate.build_attack(subcommand(evaluate.register, authors))) == DOCUMENTED["authors"]
-    assert (
-        evaluate.build_attack(
-            subcommand(evaluate.register, ["evaluate", "--bundle", "b", "--output-dir", "o", "--attack", "dag"])
-        ).max_iter
-        == 200
-    )
+    assert schedule(evaluate.build_attack(subcommand(evaluate.register, authors), (0.0, 1.0))) == DOCUMENTED["authors"]
+    dag = ["evaluate", "--bundle", "b", "--output-dir", "o", "--attack", "dag"]
+    assert evaluate.build_attack(subcommand(evaluate.register, dag), (-1.0, 1.0)).params()["clip"] == (-1.0, 1.0)
+    assert evaluate.build_attack(subcommand(evaluate.register, dag), (0.0, 1.0)).max_iter == 200
     assert subcommand(demo.register, ["demo"]).max_iter == 60
     assert schedule(asma_preset("authors_x1000", max_iter=60)) == (60, 1e-3, 1e-4, 0.8, 8 / 255)

@@ -41,7 +41,7 @@ class TestBuilders(unittest.TestCase):
         ]
     )
     def test_build_attack(self, _, argv, cls, expected):
-        attack = evaluate.build_attack(parse(argv))
+        attack = evaluate.build_attack(parse(argv), (0.0, 1.0))
         self.assertIsInstance(attack, cls)
         for key, value in expected.items():
             self.assertEqual(attack.params()[key], value)

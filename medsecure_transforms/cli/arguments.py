@@ -11,14 +11,17 @@ command at parse time with one line ``medsecure <command>: error: argument --fla
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..attacks.presets import ASMA_PRESETS
 
 if TYPE_CHECKING:
     from ..attacks import ASMA
+    from ..bundle import BundleAdapter
 
 # ASMA values a flag can override; each flag defaults to None = the preset's value
 ASMA_OVERRIDES = ("max_iter", "beta", "tau", "target_iou", "max_linf")
@@ -147,13 +150,161 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
 def add_bundle_arguments(
     parser: argparse.ArgumentParser, bundle: str | None, split: str, limit_help: str = "first N samples only"
 ) -> None:
-    """``--bundle`` (required when ``bundle`` is ``None``), ``--split``, ``--limit`` and ``--data-root``."""
+    """``--bundle`` (required when ``bundle`` is ``None``), ``--split``, ``--limit`` and ``--data-root``: the studies
+    of the project's own bundles on the registered dataset splits (``scripts/``); commands that take any MONAI bundle
+    use :func:`add_adapter_arguments`."""
     parser.add_argument(
         "--bundle", default=bundle, required=bundle is None, help="bundle name under bundles/ or a bundle folder"
     )
     parser.add_argument("--split", default=split, help="dataset split")
     parser.add_argument("--limit", type=positive_int, default=None, help=limit_help)
     add_data_root_argument(parser)
+
+
+def config_override(text: str) -> tuple[str, Any]:
+    """``"ID=VALUE"`` -> ``(ID, VALUE)``, VALUE parsed as JSON when it is JSON, else kept as a string (an argparse
+    ``type``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected ID=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_adapter_arguments(
+    parser: argparse.ArgumentParser, bundle: str | None, limit_help: str = "first N samples only"
+) -> argparse._ArgumentGroup:
+    """The ``bundle`` group: any MONAI bundle read as ``monai.bundle run`` reads it (:func:`adapter_from_args`).
+
+    ``--bundle`` (required when ``bundle`` is ``None``), ``--config``, ``--set``, ``--preprocessing-id``,
+    ``--datalist``, ``--split``, ``--image-key``, ``--label-key``, ``--clip``, ``--ckpt``, ``--limit``,
+    ``--data-root``. Returns the group so a command can add its own data flags to it.
+    """
+    group = parser.add_argument_group(
+        "bundle", "any MONAI bundle, read as `monai.bundle run` reads it (model-zoo conventions: docs/bundles.md)"
+    )
+    group.add_argument(
+        "--bundle", default=bundle, required=bundle is None, help="bundle folder, or a bundle name under bundles/"
+    )
+    group.add_argument(
+        "--config",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="config file(s) merged in order, overlays last (e.g. $(medsecure overlay defend_fr)); default: "
+        "configs/evaluate.json, after configs/train.json or inference.json when it is an overlay",
+    )
+    group.add_argument(
+        "--set",
+        type=config_override,
+        action="append",
+        default=[],
+        metavar="ID=VALUE",
+        help="set a config id as `monai.bundle run --ID VALUE` does (VALUE: JSON, else a string), e.g. "
+        "--set dataset_dir=/data/Task09_Spleen; repeatable",
+    )
+    group.add_argument(
+        "--preprocessing-id",
+        default=None,
+        help="config id of the preprocessing (default: preprocessing, validate#preprocessing)",
+    )
+    group.add_argument(
+        "--datalist",
+        default=None,
+        help="a JSON datalist file (MONAI's decathlon format) or a config id (default: dataset#data, "
+        "validate#dataset#data, datalist)",
+    )
+    group.add_argument(
+        "--split",
+        default=None,
+        help="key of a JSON --datalist file (training, validation ...), or the value of the bundle's 'split' "
+        "config id where it has one (the project's bundles; default: the bundle's own)",
+    )
+    group.add_argument("--image-key", default="image", help="key of the image in the bundle's samples")
+    group.add_argument("--label-key", default="label", help="key of the label in the bundle's samples")
+    group.add_argument(
+        "--clip",
+        type=finite_float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="value range of the network input, the attack's box (default: the metadata's value_range, else 0 1)",
+    )
+    group.add_argument(
+        "--ckpt",
+        default=None,
+        help="weights file (default: ckpt_path, a CheckpointLoader's load_path, else models/model.pt)",
+    )
+    group.add_argument("--limit", type=positive_int, default=None, help=limit_help)
+    group.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset root of bundles with a 'data_root' config id (default: $MEDSECURE_DATA_ROOT or ../shared/data)",
+    )
+    return group
+
+
+def read_datalist_file(path: str | Path, key: str | None) -> list[dict]:
+    """Items of a JSON datalist file in MONAI's decathlon format (``{"training": [...], "validation": [...]}``): the
+    list under ``key`` (may be left out when the file holds one list), relative paths resolved against the file's
+    folder (``monai.data.load_decathlon_datalist``)."""
+    from monai.data import load_decathlon_datalist
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"datalist file {path} does not exist")
+    content = json.loads(path.read_text())
+    lists = sorted(k for k, v in content.items() if isinstance(v, list)) if isinstance(content, dict) else []
+    if key is None and len(lists) == 1:
+        key = lists[0]
+    if key not in lists:
+        wanted = "name one with --split" if key is None else f"no list {key!r}"
+        raise ValueError(f"datalist file {path}: {wanted} (lists in the file: {lists})")
+    return load_decathlon_datalist(str(path), is_segmentation=True, data_list_key=key)
+
+
+def adapter_from_args(args: argparse.Namespace, device: str = "cpu", **changes: Any) -> BundleAdapter:
+    """The :class:`~medsecure_transforms.bundle.BundleAdapter` of the ``bundle`` group's flags (``changes`` replace
+    some of them, e.g. ``datalist="train#dataset#data"``).
+
+    ``--set`` overrides config ids; ``--split`` picks the list of a JSON ``--datalist`` file, else sets the bundle's
+    ``split`` config id; ``--data-root`` sets its ``data_root`` id. A flag with no config id to act on is an error
+    naming the files searched.
+    """
+    from ..bundle import BundleAdapter
+    from ..data import resolve_data_root
+
+    values = {**vars(args), **changes}
+    datalist, split = values.get("datalist"), values.get("split")
+    from_file = datalist is not None and Path(datalist).suffix.lower() == ".json"
+    adapter = BundleAdapter(
+        values["bundle"],
+        values.get("config"),
+        preprocessing_id=values.get("preprocessing_id"),
+        datalist_id=None if from_file else datalist,
+        ckpt=values.get("ckpt"),
+        image_key=values.get("image_key") or "image",
+        label_key=values.get("label_key") or "label",
+        clip=values.get("clip"),
+        device=device,
+        overrides=dict(values.get("set") or []),
+    )
+    ids = {"data_root": values.get("data_root"), "split": None if from_file else split}
+    for key, value in ids.items():
+        if value is None:
+            continue
+        if key not in adapter.parser:
+            files = ", ".join(str(f) for f in adapter.config_files)
+            raise ValueError(
+                f"--{key.replace('_', '-')}: bundle {adapter.name!r} has no config id {key!r} (searched {files}); "
+                "choose its data with --datalist (a JSON datalist file or a config id) or --set ID=VALUE"
+            )
+        adapter.parser[key] = str(resolve_data_root(value)) if key == "data_root" else value
+    if from_file:
+        adapter.parser[adapter.ids["datalist"] or "datalist"] = read_datalist_file(datalist, split)
+    return adapter
 
 
 def add_attack_arguments(parser: argparse.ArgumentParser, preset: str, batch_size: int) -> argparse._ArgumentGroup:
@@ -172,12 +323,14 @@ def add_attack_arguments(parser: argparse.ArgumentParser, preset: str, batch_siz
     return group
 
 
-def asma_from_args(args: argparse.Namespace) -> ASMA:
-    """:class:`ASMA` of ``--attack-preset`` with every explicit override flag and
-    ``--seed`` applied."""
+def asma_from_args(args: argparse.Namespace, clip: tuple[float, float] | None = None) -> ASMA:
+    """:class:`ASMA` of ``--attack-preset`` with every explicit override flag and ``--seed`` applied; ``clip``: the
+    network input's value range (e.g. ``BundleAdapter.clip``; default the preset's, ``(0, 1)``)."""
     from ..attacks import asma_preset
 
     overrides = {k: getattr(args, k) for k in ASMA_OVERRIDES if getattr(args, k) is not None}
+    if clip is not None:
+        overrides["clip"] = tuple(clip)
     return asma_preset(args.attack_preset, seed=args.seed, **overrides)
 
 

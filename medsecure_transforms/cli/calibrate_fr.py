@@ -1,9 +1,12 @@
 """``medsecure calibrate fr``: fit and auto-tune the FrequencyRefine DQ-table on a bundle's data.
 
-Band statistics come from the ``--std-split`` (training) images; the (QS1, QS2, QS3) grid is scored on the
-``--split`` (validation) images and their ASMA adversarial examples (crafted once; default ``--attack-preset
-small_steps``); the chosen table maximises the mean adversarial IoU of ``--classes`` with mean benign IoU at most
-``--max-benign-drop`` below the undefended one.
+Band statistics come from the training images (``--std-datalist`` / ``--std-split``; default the ``train#dataset#data``
+of the bundle's train config, model-zoo style, else the tuning data); the (QS1, QS2, QS3) grid is scored on the tuning
+images (``--datalist`` / ``--split``; default ``validate#dataset#data``, else the bundle's evaluation data) and their
+ASMA adversarial examples (crafted once through the bundle's inferer; default ``--attack-preset small_steps``),
+after the bundle's post-processing; the chosen table maximises the mean adversarial IoU of ``--classes`` with mean
+benign IoU at most ``--max-benign-drop`` below the undefended one. Without ``--config`` the bundle's train config is
+read before its evaluation configs (which win on shared ids). Images may differ in shape from sample to sample.
 Writes ``<output-dir>/fr_table.json`` (table + provenance), ``fr_grid.json`` and ``fr_pareto.png``.
 
     medsecure calibrate fr --bundle fundus_disc_seg --classes 1 2 --output-dir results/fr/calibration/fundus
@@ -14,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arguments import (
+    adapter_from_args,
+    add_adapter_arguments,
     add_attack_arguments,
-    add_bundle_arguments,
     add_command,
     add_output_dir_argument,
     add_threads_argument,
@@ -27,46 +32,120 @@ from .arguments import (
 )
 from .outputs import check_outputs, staged_folder
 
+if TYPE_CHECKING:
+    import torch
 
-def run(args: argparse.Namespace) -> int:
+    from ..bundle import BundleAdapter
+
+TUNE_DATALIST, STD_DATALIST = "validate#dataset#data", "train#dataset#data"
+
+
+def calibration_configs(args: argparse.Namespace) -> list[str]:
+    """``--config``, else the bundle's evaluation configs with its train config (``configs/train.json``) first."""
+    from ..bundle import bundle_dir, default_config_files
+
+    if args.config:
+        return list(args.config)
+    folder = bundle_dir(args.bundle)
+    files = default_config_files(folder)
+    train = next((p for p in (folder / "configs").glob("train.*") if p.suffix in (".json", ".yaml", ".yml")), None)
+    return [str(f) for f in ([train] if train is not None and train not in files else []) + files]
+
+
+def calibration_adapters(args: argparse.Namespace) -> tuple[BundleAdapter, BundleAdapter]:
+    """Adapters of the tuning and the band-statistics data (see the module docstring for the defaults)."""
+    config = calibration_configs(args)
+    probe = adapter_from_args(args, config=config, datalist=None, split=None)
+    tune = {"datalist": args.datalist, "split": args.split}
+    if args.datalist is None and args.split is None and TUNE_DATALIST in probe.parser:
+        tune["datalist"] = TUNE_DATALIST
+    std = {"datalist": args.std_datalist, "split": args.std_split}
+    if args.std_datalist is None and args.std_split is None:
+        std = {"datalist": STD_DATALIST, "split": None} if STD_DATALIST in probe.parser else tune
+    return adapter_from_args(args, config=config, **tune), adapter_from_args(args, config=config, **std)
+
+
+def other_sample_targets(labels: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
+    """Each label's target: another sample's mask of the same shape (``OtherSampleMask(seed)`` per shape, in order
+    of first appearance; one shape: exactly ``OtherSampleMask(labels, seed)(labels)``)."""
     import torch
 
     from ..attacks.targets import OtherSampleMask
-    from ..bundle import load_bundle_network, load_split_tensors, weights_digest
+
+    groups: dict[tuple, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(tuple(label.shape), []).append(i)
+    targets: list[torch.Tensor | None] = [None] * len(labels)
+    for shape, members in groups.items():
+        if len(members) < 2:
+            raise ValueError(f"sample {members[0]} is the only one of shape {shape}: no other sample's mask to target")
+        pool = [labels[i] for i in members]
+        for i, target in zip(members, OtherSampleMask(pool, seed=seed)(torch.stack(pool)), strict=True):
+            targets[i] = target
+    return targets
+
+
+def run(args: argparse.Namespace) -> int:
+    import hashlib
+
+    import torch
+    from monai.utils import convert_to_tensor
+
     from ..defenses import coding_space_band_std
     from ..evaluation.fr_study import JPEG_CURVE, PAPER_GRID, craft_adversarial, grid_search, save_pareto_plot
+    from ..evaluation.robustness import BundleScorer, bundle_record
 
     check_outputs([args.output_dir], [], args.overwrite)
     torch.set_num_threads(args.threads)
-    model = load_bundle_network(args.bundle)
-    std_images, _ = load_split_tensors(args.bundle, args.std_split, args.data_root)
-    std = coding_space_band_std(std_images, args.color)
-    images, labels = load_split_tensors(args.bundle, args.split, args.data_root, args.limit)
-    targets = OtherSampleMask(list(labels), seed=args.seed)(labels)
-    attack = asma_from_args(args)
-    adversarial = craft_adversarial(model, images, targets, attack, args.batch_size, desc=f"ASMA on {args.split}")
+    adapter, std_adapter = calibration_adapters(args)
+
+    def image(sample: dict) -> torch.Tensor:
+        return convert_to_tensor(sample[adapter.image_key], dtype=torch.float32, track_meta=False)
+
+    def planes(sample: dict) -> torch.Tensor:  # volumes [C, H, W, D] -> [C, D, H, W]: blocks in the (H, W) planes
+        x = image(sample)
+        return x.movedim(-1, 1) if x.ndim == 4 else x
+
+    clip = adapter.clip
+    std = coding_space_band_std((planes(s) for s in std_adapter.samples()), args.color, clip)
+    samples = list(adapter.samples(args.limit))
+    if len(samples) < 2:
+        raise ValueError(f"bundle {adapter.name!r}: {len(samples)} tuning sample(s); the targets need at least 2")
+    missing = [i for i, s in enumerate(samples) if adapter.label_key not in s]
+    if missing:
+        raise KeyError(f"tuning sample {missing[0]} has no label {adapter.label_key!r} (keys: {sorted(samples[0])})")
+    images = [image(s) for s in samples]
+    labels = [convert_to_tensor(s[adapter.label_key], dtype=torch.int64, track_meta=False) for s in samples]
+    attack = asma_from_args(args, clip)
+    tune_data = args.split or adapter.ids["datalist"]
+    targets = other_sample_targets(labels, args.seed)
+    adversarial = craft_adversarial(
+        adapter.logits, images, targets, attack, args.batch_size, desc=f"ASMA on {tune_data}"
+    )
     grid = {name: getattr(args, name) or list(PAPER_GRID[name]) for name in ("qs1", "qs2", "qs3")}
     search = grid_search(
-        model,
+        adapter.logits,
         images,
         adversarial,
-        labels,
+        samples,
         args.classes,
         std,
         grid,
         args.max_benign_drop,
         args.color,
         args.jpeg_qualities or list(JPEG_CURVE),
-        dataset=f"{args.bundle}:{args.std_split}",
+        dataset=f"{adapter.name}:{args.std_split or std_adapter.ids['datalist']}",
+        scorer=BundleScorer(adapter),
+        intensity_range=clip,
     )
     out = Path(args.output_dir)
     table = search["table"]
     provenance = {
         **table.provenance,
-        "bundle": args.bundle,
-        "weights_sha256_16": weights_digest(args.bundle),
-        "std_split": args.std_split,
-        "tune_split": args.split,
+        "bundle": bundle_record(adapter),
+        "weights_sha256_16": hashlib.sha256(adapter.checkpoint.read_bytes()).hexdigest()[:16],
+        "std_data": {"datalist": std_adapter.ids["datalist"], "split": args.std_split},
+        "tune_data": {"datalist": adapter.ids["datalist"], "split": args.split},
         "tune_samples": len(images),
         "classes": list(args.classes),
         "attack": attack.params(),
@@ -79,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         save_pareto_plot(
             search,
             staging / "fr_pareto.png",
-            f"{args.bundle} {args.split} (n={len(images)}), ASMA {attack.max_iter} it, "
+            f"{adapter.name} {tune_data} (n={len(images)}), ASMA {attack.max_iter} it, "
             + ("no Linf budget" if attack.max_linf is None else f"Linf {attack.max_linf:.3f}"),
         )
     best, ref = search["best"], search["reference"]
@@ -97,7 +176,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         func=run,
     )
-    add_bundle_arguments(parser, "fundus_disc_seg", "validation", "first N samples of --split")
+    data = add_adapter_arguments(parser, "fundus_disc_seg", "first N tuning samples")
+    data.add_argument(
+        "--std-datalist",
+        default=None,
+        help="band-statistics data: a JSON datalist file or a config id (default: train#dataset#data, else the "
+        "tuning data)",
+    )
+    data.add_argument("--std-split", default=None, help="--split of the band-statistics data")
     parser.add_argument(
         "--classes",
         type=int,
@@ -105,8 +191,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[1, 2],
         help="classes forming the scored structure (fundus optic disc: 1 2; skin lesion: 1)",
     )
-    parser.add_argument("--std-split", default="training", help="split whose images give the band std")
-    parser.add_argument("--color", choices=("rgb", "ycbcr"), default="rgb", help="colour space of the quantization")
+    parser.add_argument(
+        "--color",
+        choices=("rgb", "ycbcr"),
+        default="rgb",
+        help="colour space of the quantization, FR grid and JPEG curve alike (ycbcr: 3 channels)",
+    )
     for name, paper in (("qs1", "20 30 40 50"), ("qs2", "5 10 15 20"), ("qs3", "50 60 80 100")):
         parser.add_argument(
             f"--{name}", type=positive_float, nargs="+", help=f"{name.upper()} values of the grid (default: {paper})"

@@ -1,10 +1,19 @@
-"""``medsecure evaluate``: attack a bundle's network on a dataset split, with and without defenses.
+"""``medsecure evaluate``: attack a bundle's network on its data, with and without defenses.
+
+Any MONAI bundle works (model-zoo conventions, docs/bundles.md): the attack differentiates the bundle's own inferer
+(sliding window, slice by slice ...) around its network, inputs are clipped to the metadata's value range, and every
+condition is scored after the bundle's post-processing, so the benign Dice is the one its ``evaluate.json`` reports.
 
 Example (ASMA towards the ground-truth mask shifted 48 px to the right, JPEG-style defense given as a MONAI config)::
 
     medsecure evaluate --bundle fundus_disc_seg --split test --attack asma --max-iter 200 \\
         --target shift --shift 0 48 --regions disc=1,2 cup=2 \\
         --defense 'fr={"_target_": "medsecure_transforms.transforms.FrequencyRefine"}' --output-dir eval/asma
+
+A model-zoo bundle, its data elsewhere (``--set`` sets a config id as ``monai.bundle run --ID VALUE`` does)::
+
+    medsecure evaluate --bundle spleen_ct_segmentation --set dataset_dir=/data/Task09_Spleen --limit 4 \\
+        --attack pgd --epsilon 0.03 --output-dir eval/spleen_pgd
 
 The default ASMA preset (``authors_x1000``, 150 steps in an 8/255 ball) takes seconds per 256x256 image on a CPU;
 ``--attack-preset authors`` runs the authors' schedule (2500 tiny steps: hours per image).
@@ -19,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .arguments import (
+    adapter_from_args,
+    add_adapter_arguments,
     add_attack_arguments,
-    add_bundle_arguments,
     add_command,
     add_output_dir_argument,
     add_threads_argument,
@@ -75,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         func=run,
     )
-    add_bundle_arguments(parser, None, "test", "evaluate only the first N samples")
+    add_adapter_arguments(parser, None, "evaluate only the first N samples")
     add_output_dir_argument(parser, None, "reports and the MLflow store go here")
     attack = add_attack_arguments(parser, DEFAULT_PRESET, batch_size=1)
     attack.add_argument("--attack", choices=ATTACKS, default="asma", help="attack (--max-iter: DAG default 200)")
@@ -127,14 +137,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
 
 
-def build_attack(args: argparse.Namespace) -> SegmentationAttack:
-    """The attack named by ``--attack`` with its arguments."""
+def build_attack(args: argparse.Namespace, clip: tuple[float, float]) -> SegmentationAttack:
+    """The attack named by ``--attack`` with its arguments, in the box ``clip`` (the network input's value range)."""
     from ..attacks import DAG, FGSM, PGD
 
     if args.attack == "asma":
-        return asma_from_args(args)
+        return asma_from_args(args, clip)
     if args.attack == "dag":
-        return DAG(max_iter=args.max_iter or 200, gamma=args.gamma, seed=args.seed)
+        return DAG(max_iter=args.max_iter or 200, gamma=args.gamma, seed=args.seed, clip=clip)
     if args.attack == "pgd":
         return PGD(
             epsilon=args.epsilon,
@@ -143,12 +153,14 @@ def build_attack(args: argparse.Namespace) -> SegmentationAttack:
             norm=args.norm,
             targeted=args.targeted,
             seed=args.seed,
+            clip=clip,
         )
-    return FGSM(epsilon=args.epsilon, norm=args.norm, targeted=args.targeted, seed=args.seed)
+    return FGSM(epsilon=args.epsilon, norm=args.norm, targeted=args.targeted, seed=args.seed, clip=clip)
 
 
-def build_target_fn(args: argparse.Namespace, dataset) -> partial | OtherSampleMask:
-    """The target-mask generator named by ``--target`` (``other`` draws from the split's labels)."""
+def build_target_fn(args: argparse.Namespace, dataset, label_key: str = "label") -> partial | OtherSampleMask:
+    """The target-mask generator named by ``--target`` (``other`` draws from the ``label_key`` maps of
+    ``dataset``)."""
     from ..attacks.targets import OtherSampleMask, erase_classes, scale_mask, shift_mask
 
     if args.target == "shift":
@@ -159,7 +171,7 @@ def build_target_fn(args: argparse.Namespace, dataset) -> partial | OtherSampleM
         return partial(scale_mask, factor=args.scale)
     if args.target == "erase":
         return partial(erase_classes, classes=args.erase_classes, fill=args.erase_fill)
-    return OtherSampleMask([sample["label"] for sample in dataset], seed=args.seed)
+    return OtherSampleMask([sample[label_key] for sample in dataset], seed=args.seed)
 
 
 def build_defenses(items: list[tuple[str, dict]]) -> dict:
@@ -186,43 +198,49 @@ def robustness_report(output_dir: str | Path, overwrite: bool, track: bool, run_
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the bundle, build attack/target/defenses, run :func:`robustness_report`, print the Markdown table."""
+    """Read the bundle, build attack/target/defenses, run :func:`robustness_report`, print the Markdown table."""
     import torch
     from monai.data import Dataset
 
     from ..attacks import BPDA, EOT
-    from ..bundle import bundle_preprocessing, load_bundle_network
+    from ..evaluation.robustness import BundleScorer, bundle_record
 
     check_outputs([args.output_dir], [], args.overwrite)  # before the slow part; checked again when writing
     torch.set_num_threads(args.threads)
-    attack = build_attack(args)
+    adapter = adapter_from_args(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    attack = build_attack(args, adapter.clip)
     defenses = build_defenses(args.defense)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_bundle_network(args.bundle, device=device)
-    datalist, transform = bundle_preprocessing(args.bundle, args.split, data_root=args.data_root, limit=args.limit)
-    dataset = Dataset(datalist, transform)
+    dataset = Dataset(adapter.datalist[: args.limit], adapter.load)
     if not len(dataset):
-        raise ValueError(f"split {args.split!r} of {args.bundle} has no samples")
+        raise ValueError(f"bundle {adapter.name!r}: its datalist ({adapter.ids['datalist']}) has no samples")
+    model = adapter.logits
     attack_model = None
     if args.adaptive != "none":
         if len(defenses) != 1:
             raise ValueError(f"--adaptive {args.adaptive} attacks through exactly one --defense, got {len(defenses)}")
         (defense,) = defenses.values()
         attack_model = BPDA(model, defense) if args.adaptive == "bpda" else EOT(model, defense, args.eot_samples)
+    data = args.split or adapter.ids["datalist"]
     report = robustness_report(
         args.output_dir,
         args.overwrite,
         track=not args.no_mlflow,
-        run_name=f"{Path(str(args.bundle)).name}-{args.split}-{args.attack}",
+        run_name=f"{adapter.name}-{data}-{args.attack}".replace("#", "."),
         model=model,
         samples=dataset,
         attack=attack,
         defenses=defenses,
-        target_fn=build_target_fn(args, dataset) if attack.targeted else None,
+        target_fn=build_target_fn(args, dataset, adapter.label_key) if attack.targeted else None,
         attack_model=attack_model,
         regions=dict(args.regions) if args.regions else None,
         batch_size=args.batch_size,
         panel_samples=args.panel_samples,
+        scorer=BundleScorer(adapter),
+        image_key=adapter.image_key,
+        label_key=adapter.label_key,
+        device=adapter.device,
+        bundle=bundle_record(adapter),
+        defense_configs=dict(args.defense),
     )
     print(Path(report["files"]["markdown"]).read_text())
     return 0

@@ -100,7 +100,8 @@ class AdversarialCache:
 
         def craft() -> dict:
             start = time.perf_counter()
-            adversarial = craft_adversarial(model, images, targets, attack, self.batch_size, attack_model, desc=tag)
+            crafted = craft_adversarial(model, images, targets, attack, self.batch_size, attack_model, desc=tag)
+            adversarial = torch.stack(crafted)
             return {"adversarial": adversarial, "seconds": time.perf_counter() - start}
 
         record = cached(self.folder, Path(self.bundle).name, key, craft)
@@ -129,7 +130,7 @@ def glaucoma_screening(
     table3 = {"threshold_from_training": threshold, "training": screening(train_cdr, train_positive, threshold)}
     for name, s in scores.items():
         for cond in ("benign", "adversarial"):
-            cdr = vertical_cdr(s[f"{cond}_pred"].transpose(-1, -2))
+            cdr = vertical_cdr(torch.stack(s[f"{cond}_pred"]).transpose(-1, -2))
             table3[f"{cond}/{name}"] = screening(cdr, positive, threshold)
     return table3
 

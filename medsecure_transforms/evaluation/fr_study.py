@@ -1,14 +1,17 @@
 """Frequency-Refinement study helpers: craft adversarial examples once, score many block-quantization defenses on
 them, search the DQ-table grid (auto-tuning), and screen glaucoma from the cup-to-disc ratio (paper Table 3).
 
-Defenses here are batched callables ``[B, C, H, W] -> [B, C, H, W]`` such as
-:class:`~medsecure_transforms.defenses.BlockDCTQuantizer`; ``None`` means no defense.
+Defenses here are batched callables ``[B, C, *spatial] -> [B, C, *spatial]`` such as
+:class:`~medsecure_transforms.defenses.BlockDCTQuantizer`; ``None`` means no defense. Images are a sequence of
+``[C, *spatial]`` tensors (a stacked ``[N, C, *spatial]`` tensor is one); their shapes may differ from sample to
+sample: consecutive images of one shape go through the network together.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +19,8 @@ from tqdm import tqdm
 
 from ..attacks import SegmentationAttack
 from ..defenses import BlockDCTQuantizer, QuantTable, defensive_table, jpeg_quantizer
-from .metrics import predict_classes, region_iou
+from .metrics import region_iou
+from .robustness import LabelScorer, Scorer
 
 PAPER_GRID = {"qs1": (20, 30, 40, 50), "qs2": (5, 10, 15, 20), "qs3": (50, 60, 80, 100)}
 JPEG_CURVE = (95, 90, 85, 75, 60, 50, 40, 30, 20)
@@ -24,46 +28,91 @@ JPEG_CURVE = (95, 90, 85, 75, 60, 50, 40, 30, 20)
 Defense = Callable[[torch.Tensor], torch.Tensor] | None
 
 
+def shape_batches(images: Sequence[torch.Tensor], batch_size: int) -> Iterator[list[int]]:
+    """Indices of ``images`` in batches of at most ``batch_size`` consecutive images of one shape."""
+    batch: list[int] = []
+    for index, image in enumerate(images):
+        if batch and (len(batch) == batch_size or image.shape != images[batch[0]].shape):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
 def craft_adversarial(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    targets: torch.Tensor,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
     attack: SegmentationAttack,
     batch_size: int = 4,
-    attack_model: torch.nn.Module | None = None,
+    attack_model: Callable[[torch.Tensor], torch.Tensor] | None = None,
     desc: str = "attack",
-) -> torch.Tensor:
-    """Adversarial images ``[N, C, H, W]`` for ``images`` towards ``targets`` ``[N, 1, H, W]`` (batched)."""
-    out = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
-        sl = slice(start, start + batch_size)
-        out.append(attack(attack_model or model, images[sl], targets[sl]).adversarial.detach())
-    return torch.cat(out)
+) -> list[torch.Tensor]:
+    """Adversarial images ``[C, *spatial]``, one per image of ``images``, towards ``targets`` ``[1, *spatial]``
+    (batches of consecutive images of one shape)."""
+    out: list[torch.Tensor] = []
+    batches = list(shape_batches(images, batch_size))
+    for batch in tqdm(batches, desc=desc, unit="batch"):
+        x = torch.stack([torch.as_tensor(images[i]) for i in batch])
+        t = torch.stack([torch.as_tensor(targets[i]) for i in batch])
+        out.extend(attack(attack_model or model, x, t).adversarial.detach().unbind(0))
+    return out
+
+
+def predict_scored(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[torch.Tensor],
+    references: Sequence[Any],
+    scorer: Scorer | None = None,
+    defense: Defense = None,
+    batch_size: int = 8,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``(predicted classes, label classes)``, one ``[1, *spatial]`` each per image: ``model`` on
+    ``defense(images)`` (batches of consecutive images of one shape), each sample's logits scored by ``scorer``
+    against its reference (default: argmax vs ``references`` being the label maps; a
+    :class:`~medsecure_transforms.evaluation.robustness.BundleScorer` with the samples as references applies the
+    bundle's post-processing)."""
+    scorer = scorer or LabelScorer(None)
+    preds: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for batch in shape_batches(images, batch_size):
+        x = torch.stack([torch.as_tensor(images[i]) for i in batch])
+        with torch.no_grad():
+            logits = model(x if defense is None else defense(x))
+        for j, i in enumerate(batch):
+            pred, label = scorer(references[i], logits[j])
+            preds.append(pred)
+            labels.append(label)
+    return preds, labels
 
 
 def score_defense(
-    model: torch.nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
     defense: Defense,
-    images: torch.Tensor,
-    adversarial: torch.Tensor,
-    labels: torch.Tensor,
+    images: Sequence[torch.Tensor],
+    adversarial: Sequence[torch.Tensor],
+    references: Sequence[Any],
     classes: Sequence[int],
-) -> dict[str, np.ndarray]:
-    """Per-sample benign and adversarial IoU under ``defense``, plus the predictions."""
-    benign, adv = predict_classes(model, images, defense), predict_classes(model, adversarial, defense)
-    return {
-        "benign_iou": region_iou(benign, labels, classes),
-        "adversarial_iou": region_iou(adv, labels, classes),
-        "benign_pred": benign,
-        "adversarial_pred": adv,
-    }
+    scorer: Scorer | None = None,
+) -> dict[str, Any]:
+    """Per-sample benign and adversarial IoU ``[N]`` of ``classes`` under ``defense``, plus the predictions (lists of
+    ``[1, *spatial]``); ``references`` and ``scorer`` as in :func:`predict_scored`."""
+    scores: dict[str, Any] = {}
+    for cond, x in (("benign", images), ("adversarial", adversarial)):
+        preds, labels = predict_scored(model, x, references, scorer, defense)
+        scores[f"{cond}_iou"] = np.array(
+            [region_iou(p[None], y[None].to(p.device), classes)[0] for p, y in zip(preds, labels, strict=True)]
+        )
+        scores[f"{cond}_pred"] = preds
+    return scores
 
 
 def grid_search(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    adversarial: torch.Tensor,
-    labels: torch.Tensor,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[torch.Tensor],
+    adversarial: Sequence[torch.Tensor],
+    references: Sequence[Any],
     classes: Sequence[int],
     band_std: np.ndarray,
     grid: Mapping[str, Sequence[float]] = PAPER_GRID,
@@ -71,28 +120,35 @@ def grid_search(
     color: str = "rgb",
     jpeg_qualities: Sequence[int] = JPEG_CURVE,
     dataset: str | None = None,
+    *,
+    scorer: Scorer | None = None,
+    intensity_range: tuple[float, float] = (0.0, 1.0),
 ) -> dict:
-    """Score every DQ-table of ``grid`` (and the JPEG curve); choose the best adversarial IoU whose mean benign IoU
-    is at most ``max_benign_drop`` below the undefended one (ties: higher benign IoU).
+    """Score every DQ-table of ``grid`` (and the JPEG curve, in the same ``color`` mode); choose the best adversarial
+    IoU whose mean benign IoU is at most ``max_benign_drop`` below the undefended one (ties: higher benign IoU).
+
+    ``references`` / ``scorer`` as in :func:`predict_scored`; ``intensity_range``: the images' value range, mapped
+    to the 8-bit scale of the tables.
 
     Returns ``{"reference", "fr": [rows], "jpeg": [rows], "best": row, "table": QuantTable}``; a row holds
     ``qs`` (or ``quality``) and mean/std of benign and adversarial IoU.
     """
 
-    def summary(scores: dict) -> dict:
+    def summary(defense: Defense) -> dict:
+        scores = score_defense(model, defense, images, adversarial, references, classes, scorer)
         return {k: float(np.mean(scores[k])) for k in ("benign_iou", "adversarial_iou")} | {
             f"{k}_std": float(np.std(scores[k])) for k in ("benign_iou", "adversarial_iou")
         }
 
-    reference = summary(score_defense(model, None, images, adversarial, labels, classes))
+    reference = summary(None)
     combos = list(itertools.product(grid["qs1"], grid["qs2"], grid["qs3"]))
     fr_rows = []
     for qs in tqdm(combos, desc="DQ-table grid", unit="table"):
         table = defensive_table(band_std, qs, dataset=dataset)
-        defense = BlockDCTQuantizer(table, color=color)
-        fr_rows.append({"qs": list(qs)} | summary(score_defense(model, defense, images, adversarial, labels, classes)))
+        defense = BlockDCTQuantizer(table, color=color, intensity_range=intensity_range)
+        fr_rows.append({"qs": list(qs)} | summary(defense))
     jpeg_rows = [
-        {"quality": q} | summary(score_defense(model, jpeg_quantizer(q), images, adversarial, labels, classes))
+        {"quality": q} | summary(jpeg_quantizer(q, color, intensity_range))
         for q in tqdm(jpeg_qualities, desc="JPEG curve", unit="QF")
     ]
     allowed = [r for r in fr_rows if r["benign_iou"] >= reference["benign_iou"] - max_benign_drop]
@@ -103,6 +159,7 @@ def grid_search(
     provenance = {
         **table.provenance,
         "color": color,
+        "intensity_range": list(intensity_range),
         "selection": {
             "criterion": f"max mean adversarial IoU s.t. benign IoU >= undefended - {max_benign_drop}",
             "undefended": reference,
