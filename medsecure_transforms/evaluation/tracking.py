@@ -243,8 +243,9 @@ class BundleRunReport:
     - ``COMPLETED``: writes ``metrics_file`` (:func:`~medsecure_transforms.bundle.save_engine_metrics`, when given)
       and ``report_file`` in ``output_dir``: ``{"params": {"bundle": {name, version}, "defense", "table" ...},
       "metrics": {...}}`` with the engine's scalar metrics and the means of the per-sample numbers. With a MONAI
-      ``MLFlowHandler`` on the engine, its run gets the flattened parameters, the per-sample means (the engine's
-      metrics it logs itself, per epoch) and the report files (plus ``artifacts``) as artifacts.
+      ``MLFlowHandler`` on the engine, its run gets the flattened parameters, the per-sample means and the sample
+      count ``pipeline/samples`` (the engine's metrics it logs itself, per epoch) and the report files (plus
+      ``artifacts``) as artifacts.
 
     One report per engine: a second ``BundleRunReport`` (an overlay's, on a bundle that has its own) attaches nothing.
 
@@ -336,6 +337,7 @@ class BundleRunReport:
         new = {k: v[:6000] for k, v in flatten_params(params).items() if k not in logged}
         stamp = int(time.time() * 1000)
         pipeline = _finite({k: v for k, v in metrics.items() if k.startswith("pipeline/")})  # the rest: per epoch
+        pipeline["pipeline/samples"] = float(self._samples)
         client.log_batch(
             run_id,
             metrics=[mlflow.entities.Metric(k, v, stamp, 0) for k, v in pipeline.items()],
