@@ -158,7 +158,7 @@ def describe_pipeline(transforms: Iterable) -> dict[str, list[dict]]:
                     "transform": type(t).__name__,
                     "keys": keys,
                     "table": q.name,
-                    "color": q.color,
+                    "color": getattr(t.transform, "color", q.color),  # JPEG's "auto" picks per image
                     "intensity_range": list(q.intensity_range),
                 }
             )
