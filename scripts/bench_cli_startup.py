@@ -19,7 +19,7 @@ from medsecure_transforms.cli.arguments import positive_int
 from medsecure_transforms.evaluation.benchmarking import interleaved, machine_info
 
 # every parser of `medsecure` (tests/test_cli_startup.py checks that this is the full list)
-COMMANDS = ("", "calibrate", "calibrate fr", "calibrate mv3d", "compress", "decompress", "demo", "evaluate")
+COMMANDS = ("", "calibrate", "calibrate fr", "calibrate mv3d", "compress", "decompress", "demo", "evaluate", "overlay")
 
 
 def main() -> None:

@@ -65,7 +65,15 @@ def bench_commands() -> tuple[str, ...]:
 
 def test_every_command_shows_its_defaults_and_debug():
     parsers = leaf_parsers(build_parser())
-    assert sorted(parsers) == ["calibrate fr", "calibrate mv3d", "compress", "decompress", "demo", "evaluate"]
+    assert sorted(parsers) == [
+        "calibrate fr",
+        "calibrate mv3d",
+        "compress",
+        "decompress",
+        "demo",
+        "evaluate",
+        "overlay",
+    ]
     assert set(bench_commands()) == {"", "calibrate", *parsers}  # the benchmark times every parser
     for name, parser in parsers.items():
         text = " ".join(parser.format_help().split())

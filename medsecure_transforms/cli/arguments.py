@@ -307,6 +307,41 @@ def adapter_from_args(args: argparse.Namespace, device: str = "cpu", **changes: 
     return adapter
 
 
+VALIDATE_DATALIST, TRAIN_DATALIST = "validate#dataset#data", "train#dataset#data"
+"""Model-zoo ids of a train config's validation and training data: the calibration defaults."""
+
+
+def calibration_adapter(
+    args: argparse.Namespace, datalist: str | None, split: str | None, default_datalist: str, device: str = "cpu"
+) -> BundleAdapter:
+    """:func:`adapter_from_args` for calibration data, which must not be the evaluation data.
+
+    Without ``--config`` the bundle's train config (``configs/train.json``) is read before its evaluation configs
+    (:func:`~medsecure_transforms.bundle.default_config_files`, which win on shared ids; the ``imports`` of all of
+    them are kept). Without ``datalist`` and ``split`` the data are ``default_datalist`` (:data:`VALIDATE_DATALIST`,
+    :data:`TRAIN_DATALIST`) when the configs have it, else the bundle's own.
+    """
+    from monai.bundle import ConfigParser
+
+    from ..bundle import bundle_dir, default_config_files
+
+    changes: dict[str, Any] = {"datalist": datalist, "split": split}
+    if args.config is None:
+        folder = bundle_dir(args.bundle)
+        files = default_config_files(folder)
+        candidates = (folder / "configs" / f"train{suffix}" for suffix in (".json", ".yaml", ".yml"))
+        train = next((p for p in candidates if p.is_file()), None)
+        if train is not None and train not in files:
+            files = [train, *files]
+            imports = [i for f in files for i in ConfigParser.load_config_file(str(f)).get("imports", [])]
+            changes["set"] = [("imports", list(dict.fromkeys(imports))), *(args.set or [])]
+        changes["config"] = [str(f) for f in files]
+    adapter = adapter_from_args(args, device, **changes)
+    if datalist is None and split is None and default_datalist in adapter.parser:
+        adapter = adapter_from_args(args, device, **{**changes, "datalist": default_datalist})
+    return adapter
+
+
 def add_attack_arguments(parser: argparse.ArgumentParser, preset: str, batch_size: int) -> argparse._ArgumentGroup:
     """The ``attack`` group: ``--attack-preset`` (a name of ``ASMA_PRESETS``), one flag per value it can override,
     ``--seed`` and ``--batch-size``. Returns the group so a command can add its own attack flags to it."""

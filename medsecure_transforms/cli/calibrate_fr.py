@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .arguments import (
-    adapter_from_args,
+    TRAIN_DATALIST,
+    VALIDATE_DATALIST,
     add_adapter_arguments,
     add_attack_arguments,
     add_command,
     add_output_dir_argument,
     add_threads_argument,
     asma_from_args,
+    calibration_adapter,
     positive_float,
     probability,
 )
@@ -37,32 +39,13 @@ if TYPE_CHECKING:
 
     from ..bundle import BundleAdapter
 
-TUNE_DATALIST, STD_DATALIST = "validate#dataset#data", "train#dataset#data"
-
-
-def calibration_configs(args: argparse.Namespace) -> list[str]:
-    """``--config``, else the bundle's evaluation configs with its train config (``configs/train.json``) first."""
-    from ..bundle import bundle_dir, default_config_files
-
-    if args.config:
-        return list(args.config)
-    folder = bundle_dir(args.bundle)
-    files = default_config_files(folder)
-    train = next((p for p in (folder / "configs").glob("train.*") if p.suffix in (".json", ".yaml", ".yml")), None)
-    return [str(f) for f in ([train] if train is not None and train not in files else []) + files]
-
 
 def calibration_adapters(args: argparse.Namespace) -> tuple[BundleAdapter, BundleAdapter]:
     """Adapters of the tuning and the band-statistics data (see the module docstring for the defaults)."""
-    config = calibration_configs(args)
-    probe = adapter_from_args(args, config=config, datalist=None, split=None)
-    tune = {"datalist": args.datalist, "split": args.split}
-    if args.datalist is None and args.split is None and TUNE_DATALIST in probe.parser:
-        tune["datalist"] = TUNE_DATALIST
-    std = {"datalist": args.std_datalist, "split": args.std_split}
-    if args.std_datalist is None and args.std_split is None:
-        std = {"datalist": STD_DATALIST, "split": None} if STD_DATALIST in probe.parser else tune
-    return adapter_from_args(args, config=config, **tune), adapter_from_args(args, config=config, **std)
+    tune = calibration_adapter(args, args.datalist, args.split, VALIDATE_DATALIST)
+    if args.std_datalist is None and args.std_split is None and TRAIN_DATALIST not in tune.parser:
+        return tune, tune
+    return tune, calibration_adapter(args, args.std_datalist, args.std_split, TRAIN_DATALIST)
 
 
 def other_sample_targets(labels: list[torch.Tensor], seed: int) -> list[torch.Tensor]:

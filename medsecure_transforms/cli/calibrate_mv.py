@@ -1,6 +1,9 @@
 """``medsecure calibrate mv3d``: Q_min / Q_max of MVCompress3D from a segmentation bundle (paper Sec. 3.2.2).
 
-Scores are the bundle network's mean foreground Dice on the decoded ``--split`` volumes. Writes
+Scores are the bundle's mean foreground Dice (its inferer, network and post-processing) on decoded volumes,
+compressed where its preprocessing has loaded them (docs/mv_compress3d.md): by default the ``validate#dataset#data``
+of its train config (read before its evaluation configs), else its own data; ``--datalist`` / ``--split`` choose
+others. Writes
 ``<output-dir>/mv3d_codec.json`` (load with ``MVWaveletCodec.load`` or pass to ``medsecure compress --state``) and
 ``<output-dir>/mv3d_calibration.json`` (both corner-case curves).
 
@@ -14,12 +17,13 @@ import json
 from pathlib import Path
 
 from .arguments import (
+    VALIDATE_DATALIST,
+    add_adapter_arguments,
     add_command,
-    add_data_root_argument,
     add_output_dir_argument,
     add_threads_argument,
+    calibration_adapter,
     float32_positive,
-    positive_int,
     probability,
 )
 from .codec import load_state
@@ -34,9 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         func=run,
     )
-    parser.add_argument("--bundle", default="cardiac_seg", help="3D segmentation bundle")
-    parser.add_argument("--split", default="validation", help="split whose volumes are scored")
-    parser.add_argument("--limit", type=positive_int, default=None, help="first N volumes only")
+    add_adapter_arguments(parser, "cardiac_seg", "first N volumes only")
     parser.add_argument(
         "--candidates",
         type=float32_positive,
@@ -46,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tolerance", type=probability, default=0.01, help="largest accepted mean-Dice drop")
     parser.add_argument("--state", help="starting codec parameters (JSON; default: the paper's)")
     add_output_dir_argument(parser, "results/mv3d/calibration", "folder for mv3d_codec.json, mv3d_calibration.json")
-    add_data_root_argument(parser)
     add_threads_argument(parser)
 
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([args.output_dir], [args.state] if args.state else [], args.overwrite)
     torch.set_num_threads(args.threads)
     codec = MVWaveletCodec.from_dict(load_state(args.state)) if args.state else MVWaveletCodec()
-    segmenter = BundleSegmenter(args.bundle, args.split, args.data_root, args.limit)
+    adapter = calibration_adapter(args, args.datalist, args.split, VALIDATE_DATALIST)
+    segmenter = BundleSegmenter(adapter, args.limit)
     cases = list(segmenter.cases())
     calibrated, report = calibrate_step_bounds(
         [raw for _, _, raw in cases],
@@ -68,7 +70,15 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates or PAPER_CANDIDATES,
         tolerance=args.tolerance,
     )
-    report.update({"bundle": args.bundle, "split": args.split, "cases": [name for name, _, _ in cases]})
+    report.update(
+        {
+            "bundle": adapter.name,
+            "config_files": [str(f) for f in adapter.config_files],
+            "ids": adapter.ids,
+            "split": args.split,
+            "cases": [name for name, _, _ in cases],
+        }
+    )
     with staged_folder(args.output_dir) as staging:
         calibrated.save(staging / "mv3d_codec.json")
         (staging / "mv3d_calibration.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -26,7 +26,7 @@ from .arguments import (
 from .outputs import check_outputs
 
 if TYPE_CHECKING:
-    import torch
+    from ..bundle import BundleAdapter
 
 BUNDLE = "fundus_disc_seg"
 DATASET = "fundus-drishti-gs1"
@@ -78,19 +78,23 @@ def conclusion(aggregate: dict) -> str:
     )
 
 
-def retina_sample(model: torch.nn.Module, spatial_size: tuple[int, int]) -> dict:
-    """``skimage.data.retina()`` as a bundle input ``[3, W, H]`` in [0, 1] (MONAI's 2D axis order), labelled with
-    the network's own benign prediction."""
+def retina_sample(adapter: BundleAdapter) -> dict:
+    """``skimage.data.retina()`` as a bundle input ``[3, W, H]`` in [0, 1] at the network input size (MONAI's 2D
+    axis order), labelled with the bundle's own post-processed benign prediction."""
     import numpy as np
     import torch
     from monai.transforms import Resize
     from skimage.data import retina
 
+    from ..evaluation.robustness import BundleScorer
+
+    size = adapter.parser["_meta_#network_data_format#inputs#image#spatial_shape"]
     picture = torch.from_numpy(np.ascontiguousarray(retina().transpose(2, 1, 0))).float() / 255.0
-    image = Resize(spatial_size, mode="area")(picture).as_tensor()
+    image = Resize(size, mode="area")(picture).as_tensor()
     with torch.no_grad():
-        label = model(image[None]).argmax(1)
-    return {"image": image, "label": label}
+        logits = adapter.logits(image[None])[0]
+    sample = {adapter.image_key: image, adapter.label_key: logits.argmax(0, keepdim=True)}
+    return {**sample, adapter.label_key: BundleScorer(adapter)(sample, logits)[0]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,44 +104,49 @@ def run(args: argparse.Namespace) -> int:
 
     from ..attacks import asma_preset
     from ..attacks.targets import scale_mask
-    from ..bundle import bundle_config, bundle_preprocessing, load_bundle_network
+    from ..bundle import BundleAdapter
     from ..data import find_data_root, load_datalist, loading_transforms
     from ..defenses.frequency_refine import fit_defensive_table
+    from ..evaluation.robustness import BundleScorer, bundle_record
     from ..transforms import FrequencyRefine, JPEGQuantize
     from .evaluate import robustness_report
 
     output_dir = Path(args.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     check_outputs([output_dir], [], args.overwrite)
     torch.set_num_threads(args.threads)
-    model = load_bundle_network(BUNDLE)
     data_root = find_data_root(args.data_root)
     if data_root is not None and (data_root / DATASET / "dataset.json").is_file():
-        datalist, transform = bundle_preprocessing(BUNDLE, "test", data_root=data_root, limit=args.limit)
-        samples = Dataset(datalist, transform)
+        adapter = BundleAdapter(BUNDLE, overrides={"data_root": str(data_root)})
+        samples = Dataset(adapter.datalist[: args.limit], adapter.load)
         calibration = load_datalist(DATASET, "training", data_root, limit=8)
         loader = loading_transforms(DATASET, ["image"])
         calibration_images = [loader({"image": item["image"]})["image"] for item in calibration]
         source = f"{len(samples)} Drishti-GS1 test images from {data_root / DATASET} (scored vs ground truth)"
     else:
-        size = tuple(bundle_config(BUNDLE, "inference.json")["spatial_size"])
-        samples = [retina_sample(model, size)]
-        calibration_images = [samples[0]["image"]]
+        adapter = BundleAdapter(BUNDLE)
+        samples = [retina_sample(adapter)]
+        calibration_images = [samples[0][adapter.image_key]]
         source = "skimage.data.retina() (no data root found; scored vs the benign prediction)"
     table = fit_defensive_table(calibration_images, FR_STEPS, dataset=DATASET)
     defenses = {"JPEG85": JPEGQuantize(85), "JPEG50": JPEGQuantize(50), "FR": FrequencyRefine(table)}
-    attack = asma_preset("authors_x1000", max_iter=args.max_iter)
+    attack = asma_preset("authors_x1000", max_iter=args.max_iter, clip=adapter.clip)
     print(f"medsecure demo: ASMA on {source}")
     report = robustness_report(
         output_dir,
         args.overwrite,
         track=not args.no_mlflow,
         run_name="demo",
-        model=model,
+        model=adapter.logits,
         samples=samples,
         attack=attack,
         defenses=defenses,
         target_fn=partial(scale_mask, factor=args.scale),
         regions=REGIONS,
+        scorer=BundleScorer(adapter),
+        image_key=adapter.image_key,
+        label_key=adapter.label_key,
+        device=adapter.device,
+        bundle=bundle_record(adapter),
     )
     print(Path(report["files"]["markdown"]).read_text())
     print(f"full report: {output_dir.resolve()}")

@@ -22,10 +22,12 @@ SUBCOMMAND_MODULES = (
     "medsecure_transforms.cli.codec",
     "medsecure_transforms.cli.demo",
     "medsecure_transforms.cli.evaluate",
+    "medsecure_transforms.cli.overlay",
 )
-USER_ERRORS = (OSError, ValueError)
+USER_ERRORS = (OSError, ValueError, KeyError)
 """Errors reported in one line: missing or existing files, invalid values, JSON and corrupt-stream errors (all
-``ValueError``: ``json.JSONDecodeError``, ``CorruptStreamError``, ``DicomSeriesError``)."""
+``ValueError``: ``json.JSONDecodeError``, ``CorruptStreamError``, ``DicomSeriesError``), config ids and sample keys
+that are not there (``KeyError``: ``BundleKeyError`` names what was tried and what exists)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

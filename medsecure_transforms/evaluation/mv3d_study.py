@@ -1,18 +1,22 @@
 """The MVCompress3D rate-accuracy study (Liu et al., CVPR 2019) on a 3D segmentation bundle.
 
-Every stored volume (e.g. int16 grey levels) of a split is compressed before the bundle's network preprocessing, as
-on the way to a cloud service, by each codec of :data:`CODECS` at each target ratio; the bundle's network segments
-the decoded volume, scored per foreground class (Dice, Hausdorff, symmetric ASD at the network grid, voxel units)
-by :class:`BundleSegmenter`. Rows go to an append-only ``rows.jsonl`` as they are computed (:class:`RowLog`), so an
-interrupted run resumes where it stopped; the tables come from :mod:`.mv3d_report`.
+Every stored volume (e.g. int16 grey levels) of a bundle's data is compressed before its network preprocessing, as
+on the way to a cloud service, by each codec of :data:`CODECS` at each target ratio; the bundle segments the decoded
+volume (its inferer around its network, then its post-processing), scored per foreground class (Dice, Hausdorff,
+symmetric ASD, voxel units of the post-processed grid) by :class:`BundleSegmenter`. Rows go to an append-only
+``rows.jsonl`` as they are computed (:class:`RowLog`), so an interrupted run resumes where it stopped; the tables
+come from :mod:`.mv3d_report`.
 
-The bundle's ``evaluate.json`` must split its preprocessing into ``load_transforms`` (reading the stored volume,
-channel first, stored dtype kept) and ``network_transforms`` (intensity scaling, resampling to the network
-grid), so a codec can sit between them, where a transmission to the cloud would happen.
+The codec sits where a transmission to the cloud would happen: between the bundle's ``load_transforms`` (reading
+the stored volume, channel first, stored dtype kept) and ``network_transforms`` (intensity scaling, resampling to
+the network grid) when its config has both ids (the project's 3D bundles), else right after the leading
+``LoadImaged`` / ``EnsureChannelFirstd`` of its preprocessing (any MONAI bundle, read by
+:class:`~medsecure_transforms.bundle.BundleAdapter`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -25,19 +29,30 @@ import torch
 from monai.data import MetaTensor
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
 from monai.networks.utils import one_hot
-from monai.transforms import Compose
+from monai.transforms import Compose, EnsureChannelFirst, EnsureChannelFirstd, LoadImage, LoadImaged
+from monai.utils import convert_to_tensor
 from tqdm import tqdm
 
 from ..artefacts import atomic_write
-from ..bundle import bundle_config, load_bundle_network, weights_digest
+from ..bundle import BundleAdapter
 from ..codecs.baselines import openjpeg_round_trip, zstd_encode
 from ..codecs.mvc import MVWaveletCodec, encode_to_ratio
-from ..data import load_datalist, resolve_data_root
+from ..data import resolve_data_root
 from .benchmarking import machine_info
 from .metrics import psnr
 from .mv3d_report import write_report
+from .robustness import BundleScorer
 
-__all__ = ["CODECS", "BundleSegmenter", "RowLog", "compress_at_ratio", "run_mv3d_study"]
+__all__ = [
+    "CODECS",
+    "BundleSegmenter",
+    "RowLog",
+    "class_names",
+    "compress_at_ratio",
+    "run_mv3d_study",
+    "split_preprocessing",
+    "study_adapter",
+]
 
 CODECS = ("mv3d", "jpeg2000_rule", "openjpeg")
 """``mv3d``: MVCompress3D, Eq. (4) steps (the paper's Q_min = 1, Q_max = 16 shape, scaled to each rate);
@@ -45,51 +60,113 @@ CODECS = ("mv3d", "jpeg2000_rule", "openjpeg")
 ``openjpeg``: real JPEG 2000 (OpenJPEG, 2-D per slice, EBCOT)."""
 
 
+LOADERS = (LoadImage, LoadImaged, EnsureChannelFirst, EnsureChannelFirstd)
+SPLIT_IDS = ("load_transforms", "network_transforms")
+
+
+def study_adapter(
+    bundle: str | os.PathLike | BundleAdapter, split: str | None = None, data_root: str | os.PathLike | None = None
+) -> BundleAdapter:
+    """``bundle`` as a :class:`BundleAdapter` (its default configs); ``split`` / ``data_root`` set the bundle's
+    ``split`` / ``data_root`` config ids (the project's bundles; an error where the bundle has no such id)."""
+    if isinstance(bundle, BundleAdapter):
+        if split is not None or data_root is not None:
+            raise ValueError("split / data_root apply to a bundle name or folder, not to a BundleAdapter")
+        return bundle
+    adapter = BundleAdapter(bundle)
+    for key, value in (("split", split), ("data_root", data_root)):
+        if value is None:
+            continue
+        if key not in adapter.parser:
+            raise ValueError(f"bundle {adapter.name!r} has no config id {key!r} in {adapter.config_files}")
+        adapter.parser[key] = str(resolve_data_root(value)) if key == "data_root" else value
+    return adapter
+
+
+def split_preprocessing(adapter: BundleAdapter) -> tuple[Compose, Compose]:
+    """``(loading, network)`` parts of the bundle's preprocessing: its ``load_transforms`` / ``network_transforms``
+    ids when it has both, else the leading ``LoadImage(d)`` / ``EnsureChannelFirst(d)`` and the rest."""
+    if all(i in adapter.parser for i in SPLIT_IDS):
+        parts = [adapter.parser.get_parsed_content(i, instantiate=True) for i in SPLIT_IDS]
+        return Compose(parts[0]), Compose(parts[1])
+    pre = adapter.preprocessing
+    steps = list(pre.flatten().transforms) if isinstance(pre, Compose) else [pre]
+    count = 0
+    while count < len(steps) and isinstance(steps[count], LOADERS):
+        count += 1
+    if count == 0:
+        names = [type(t).__name__ for t in steps]
+        raise ValueError(
+            f"bundle {adapter.name!r}: no LoadImaged / EnsureChannelFirstd opens its preprocessing {names}"
+        )
+    return Compose(steps[:count]), Compose(steps[count:])
+
+
+def class_names(adapter: BundleAdapter, count: int) -> list[str]:
+    """Names of the ``count`` output classes: the ``class_names`` config id, else the metadata's output
+    ``channel_def``, else ``class_<k>``."""
+    names = adapter.parser.get("class_names")
+    if isinstance(names, list) and len(names) == count:
+        return [str(n) for n in names]
+    outputs = adapter.parser.get("_meta_#network_data_format#outputs", {}) or {}
+    channels = next(iter(outputs.values()), {}).get("channel_def", {}) if outputs else {}
+    return [str(channels.get(str(k), f"class_{k}")).replace(" ", "_") for k in range(count)]
+
+
 class BundleSegmenter:
-    """A bundle's network and preprocessing, scoring raw or decoded volumes against their labels.
+    """A bundle (:class:`BundleAdapter`) scoring raw or decoded volumes against their labels.
+
+    The stored volume comes from the loading part of the preprocessing (:func:`split_preprocessing`); a volume given
+    in its place goes through the network part, the bundle's inferer and network, and its post-processing.
 
     Args:
-        bundle: bundle name or folder (``cardiac_seg``, ``hippocampus_seg`` ...).
-        split: datalist split of the bundle's dataset.
-        data_root: dataset root (default: ``$MEDSECURE_DATA_ROOT`` or ``../shared/data``).
+        adapter: the bundle (its datalist gives the cases).
         limit: first ``limit`` cases only.
     """
 
-    def __init__(
-        self, bundle: str, split: str = "test", data_root: str | os.PathLike | None = None, limit: int | None = None
-    ) -> None:
-        parser = bundle_config(bundle, "evaluate.json", data_root=data_root)
-        for key in ("load_transforms", "network_transforms", "num_classes", "class_names"):
-            if key not in parser.config:
-                raise ValueError(f"bundle {bundle!r} evaluate.json lacks {key!r} (needed to insert a codec)")
-        self.load = Compose(parser.get_parsed_content("load_transforms", instantiate=True))
-        self.network_transforms = Compose(parser.get_parsed_content("network_transforms", instantiate=True))
-        self.num_classes = int(parser["num_classes"])
-        self.classes = list(parser["class_names"])[1:]
-        self.network = load_bundle_network(bundle)
-        self.datalist = load_datalist(parser["dataset_name"], split, resolve_data_root(data_root), limit=limit)
+    def __init__(self, adapter: BundleAdapter, limit: int | None = None) -> None:
+        self.adapter = adapter
+        self.load, self.network_transforms = split_preprocessing(adapter)
+        self.scorer = BundleScorer(adapter)
+        self.datalist = adapter.datalist[:limit]
+        if "num_classes" in adapter.parser:
+            self.num_classes = int(adapter.parser.get_parsed_content("num_classes"))
+        else:
+            self.num_classes = int(adapter.parser.get("_meta_#network_data_format#outputs#pred#num_channels") or 0)
+        self.classes = class_names(adapter, self.num_classes)[1:] if self.num_classes else []
 
     def cases(self) -> Iterator[tuple[str, dict, np.ndarray]]:
-        """``(case name, loaded sample, stored volume [*spatial])`` for every case of the split."""
+        """``(case name, loaded sample, stored volume [*spatial])`` for every case of the datalist."""
+        key = self.adapter.image_key
         for item in self.datalist:
             sample = self.load(dict(item))
-            image = sample["image"]
-            raw = np.asarray(image.as_tensor() if isinstance(image, MetaTensor) else image)[0]
-            yield os.path.basename(str(item["image"])).split(".")[0], sample, raw
+            raw = np.asarray(convert_to_tensor(sample[key], track_meta=False))[0]
+            yield os.path.basename(str(item[key])).split(".")[0], sample, raw
 
     def scores(self, sample: dict, volume: np.ndarray) -> dict[str, np.ndarray]:
-        """Per foreground class ``dice`` / ``hausdorff`` / ``asd`` (network grid, voxels) with ``volume`` as image."""
-        meta = dict(getattr(sample["image"], "meta", {}))
-        data = self.network_transforms({**sample, "image": MetaTensor(torch.as_tensor(volume[None]), meta=meta)})
-        image = data["image"]
+        """Per foreground class ``dice`` / ``hausdorff`` / ``asd`` (post-processed grid, voxels) with ``volume`` as
+        the stored image."""
+        key = self.adapter.image_key
+        image = sample[key]
+        stored = MetaTensor(
+            torch.as_tensor(volume[None]),
+            meta=dict(getattr(image, "meta", {})),
+            applied_operations=list(getattr(image, "applied_operations", [])),
+        )
+        data = self.network_transforms({**sample, key: stored})
         with torch.no_grad():
-            logits = self.network(torch.as_tensor(image.as_tensor() if isinstance(image, MetaTensor) else image)[None])
-        pred = one_hot(logits.argmax(1, keepdim=True), self.num_classes)
-        label = one_hot(torch.as_tensor(data["label"])[None].long(), self.num_classes)
+            logits = self.adapter.logits(convert_to_tensor(data[key], track_meta=False)[None].float())[0]
+        if not self.num_classes:
+            self.num_classes = int(logits.shape[0])
+            self.classes = class_names(self.adapter, self.num_classes)[1:]
+        pred, label = self.scorer(data, logits)
+        pred, label = one_hot(pred[None], self.num_classes), one_hot(label[None].to(pred.device), self.num_classes)
         return {
-            "dice": compute_dice(pred, label, include_background=False)[0].numpy(),
-            "hausdorff": compute_hausdorff_distance(pred, label, include_background=False)[0].numpy(),
-            "asd": compute_average_surface_distance(pred, label, include_background=False, symmetric=True)[0].numpy(),
+            "dice": compute_dice(pred, label, include_background=False)[0].cpu().numpy(),
+            "hausdorff": compute_hausdorff_distance(pred, label, include_background=False)[0].cpu().numpy(),
+            "asd": compute_average_surface_distance(pred, label, include_background=False, symmetric=True)[0]
+            .cpu()
+            .numpy(),
         }
 
     def mean_dice(self, sample: dict, volume: np.ndarray) -> float:
@@ -191,12 +268,12 @@ def _row(
 
 
 def run_mv3d_study(
-    bundle: str,
+    bundle: str | os.PathLike | BundleAdapter,
     out: str | os.PathLike,
     ratios: Sequence[float] = (15, 30, 60, 120, 240),
     codecs: Sequence[str] = CODECS,
     codec: MVWaveletCodec | None = None,
-    split: str = "test",
+    split: str | None = None,
     data_root: str | os.PathLike | None = None,
     limit: int | None = None,
     table_ratio: float = 30.0,
@@ -205,15 +282,17 @@ def run_mv3d_study(
     command: str = "",
     progress: bool = True,
 ) -> dict:
-    """Score every case of ``split`` uncompressed and through each of ``codecs`` at each of ``ratios``; write
-    ``rows.jsonl`` (row by row) and the tables of :func:`.mv3d_report.write_report` into ``out``.
+    """Score every case of the bundle's data uncompressed and through each of ``codecs`` at each of ``ratios``;
+    write ``rows.jsonl`` (row by row) and the tables of :func:`.mv3d_report.write_report` into ``out``.
 
     Args:
-        bundle: 3D segmentation bundle (``cardiac_seg``, ``hippocampus_seg``).
+        bundle: 3D segmentation bundle (``cardiac_seg``, ``hippocampus_seg``, a folder) or a :class:`BundleAdapter`.
+        split, data_root: the bundle's ``split`` / ``data_root`` config ids (:func:`study_adapter`; default its own).
         codec: MVCompress3D parameters (default the paper's), also those of ``jpeg2000_rule``.
         table_ratio: ratio of the equal-rate table (one of ``ratios``).
         dice_drop: Dice loss tolerated in the equal-Dice comparison.
-        resume: reuse the rows of an earlier run in ``out/rows.jsonl`` (same bundle, split, weights and codec);
+        resume: reuse the rows of an earlier run in ``out/rows.jsonl`` (same bundle, split, weights, inferer and
+            post-processing, and codec);
             other cases, codecs or ratios may be asked for, only the requested rows enter the tables.
         command: the command line, recorded in ``summary.json``.
 
@@ -224,9 +303,17 @@ def run_mv3d_study(
     codecs = list(codecs)
     if float(table_ratio) not in ratios:
         raise ValueError(f"table_ratio {table_ratio:g} is not one of the ratios {ratios}")
-    segmenter = BundleSegmenter(bundle, split, data_root, limit)
+    adapter = study_adapter(bundle, split, data_root)
+    segmenter = BundleSegmenter(adapter, limit)
     mv = codec or MVWaveletCodec()
-    settings = {"bundle": bundle, "split": split, "weights": weights_digest(bundle), "codec_state": mv.to_dict()}
+    settings = {
+        "bundle": adapter.name,
+        "split": split,
+        "weights": hashlib.sha256(adapter.checkpoint.read_bytes()).hexdigest()[:16],
+        "inferer": adapter.ids["inferer"],
+        "postprocessing": adapter.ids["postprocessing"],
+        "codec_state": mv.to_dict(),
+    }
     log = RowLog(Path(out) / "rows.jsonl", settings, resume)
     rows, zstd_ratios, started = [], [], time.time()
     cases = tqdm(segmenter.cases(), total=len(segmenter.datalist), desc="cases", disable=not progress)
@@ -240,7 +327,8 @@ def run_mv3d_study(
             rows.append(row)
     meta = {
         "command": command,
-        "bundle": bundle,
+        "bundle": adapter.name,
+        "config_files": [str(f) for f in adapter.config_files],
         "split": split,
         "cases": len(segmenter.datalist),
         "codec_state": mv.to_dict(),
