@@ -164,3 +164,16 @@ def test_fundus_benign_dice_is_the_bundles_own(data_root, tmp_path):
     assert main(["evaluate", "--bundle", "fundus_disc_seg", *flags, "--no-mlflow", "--output-dir", str(out)]) == 0
     report = json.loads((out / "robustness.json").read_text())
     assert [r["benign/disc/dice"] for r in report["per_sample"]] == pytest.approx([c[0] for c in own], abs=1e-6)
+
+
+def test_calibrate_mv3d_on_the_sliding_window_bundle(zoo, tmp_path):
+    """No load_transforms / network_transforms ids: the codec sits after LoadImaged / EnsureChannelFirstd; scores go
+    through the sliding window and Invertd, so the uncompressed score is the bundle's own Dice."""
+    out = tmp_path / "mv3d"
+    assert main(["calibrate", "mv3d", *bundle_flags(zoo, CT), "--candidates", "8", "16", "--output-dir", str(out)]) == 0
+    report = json.loads((out / "mv3d_calibration.json").read_text())
+    folder, overrides = zoo[CT]
+    adapter = BundleAdapter(folder, overrides=overrides)
+    expected = torch.stack([adapter.score(sample).nanmean() for sample in adapter.samples()]).mean()
+    assert report["reference_score"] == pytest.approx(float(expected), abs=1e-6)
+    assert report["bundle"] == CT and report["ids"]["inferer"] == "inferer" and len(report["cases"]) == 2
