@@ -96,8 +96,8 @@ def describe_transform(transform: object) -> dict:
     inner = getattr(transform, "transform", transform)
     quantizer = getattr(inner, "quantizer", None)
     if quantizer is not None and hasattr(quantizer, "to_dict"):
-        color = getattr(inner, "color", quantizer.color)
-        record.update({"table": quantizer.name, "color": color, "quantizer": quantizer.to_dict()})
+        color = getattr(inner, "color", quantizer.color)  # JPEGQuantize's "auto": YCbCr on 3 channels, else RGB
+        record.update({"table": quantizer.name, "color": color, "quantizer": {**quantizer.to_dict(), "color": color}})
     codec = getattr(inner, "codec", None)
     if codec is not None and hasattr(codec, "to_dict"):
         record.update({"codec": codec.to_dict(), "target_ratio": getattr(inner, "target_ratio", None)})
