@@ -3,6 +3,8 @@
 Any MONAI bundle works (model-zoo conventions, docs/bundles.md): the attack differentiates the bundle's own inferer
 (sliding window, slice by slice ...) around its network, inputs are clipped to the metadata's value range, and every
 condition is scored after the bundle's post-processing, so the benign Dice is the one its ``evaluate.json`` reports.
+A defense overlay in ``--config`` (``$(medsecure overlay defend_fr)``) defends every sample before the attack, which
+then perturbs the defended image; ``--defense`` sits between the attack and the network (benign and adversarial).
 
 Example (ASMA towards the ground-truth mask shifted 48 px to the right, JPEG-style defense given as a MONAI config)::
 
