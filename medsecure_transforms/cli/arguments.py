@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # ASMA values a flag can override; each flag defaults to None = the preset's value
 ASMA_OVERRIDES = ("max_iter", "beta", "tau", "target_iou", "max_linf")
 DEFAULT_THREADS = 1
-"""torch CPU threads of the commands: one per process (see ``--threads`` in docs/evaluation.md for the measurement)."""
+"""torch CPU threads of the commands: one per process (see ``--threads`` in README.md for the measurement)."""
 FLOAT32_MAX = 3.4028234663852886e38
 FLOAT32_TINY = 1.1754943508222875e-38  # smallest normal float32
 

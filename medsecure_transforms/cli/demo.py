@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 BUNDLE = "fundus_disc_seg"
 DATASET = "fundus-drishti-gs1"
 REGIONS = {"disc": [1, 2], "cup": [2]}
-# QS1-3 chosen by `medsecure calibrate fr` on the validation split (docs/frequency_refine.md)
+# QS1-3 chosen by `medsecure calibrate fr` on the validation split (results/fr/README.md)
 FR_STEPS = (50.0, 20.0, 100.0)
 
 
