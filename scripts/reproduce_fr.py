@@ -41,6 +41,8 @@ def main() -> None:
     )
     parser.add_argument("--cdr", action="store_true", help="glaucoma screening from the vertical cup-to-disc ratio")
     add_threads_argument(parser, 2)
+    parser.add_argument("--calibration-split", default="training", help="split for band statistics and CDR threshold")
+    parser.add_argument("--calibration-data-root", default=None, help="its data root (default: --data-root)")
     parser.add_argument("--cache", default="/tmp/medsecure_fr_cache")
     parser.add_argument("--output", required=True)
     add_attack_arguments(parser, "small_steps", batch_size=4)
@@ -62,6 +64,8 @@ def main() -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         cache_dir=args.cache,
+        calibration_split=args.calibration_split,
+        calibration_data_root=args.calibration_data_root,
     )
     print(fr_markdown(report))
 

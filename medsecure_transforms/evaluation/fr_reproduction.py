@@ -92,20 +92,27 @@ class AdversarialCache:
         """Adversarial images ``[N, C, H, W]`` and the seconds crafting them took (when they were crafted).
 
         ``attack_model`` (e.g. BPDA through ``defense``) is what the attack differentiates; ``defense``'s state goes
-        into the key.
+        into the key. Each batch of ``batch_size`` images is crafted and stored on its own (keyed by its own images
+        and targets), so an interrupted run loses at most the batch in progress and a rerun resumes after it.
         """
-        inputs = tensor_digest(images, targets)
         state = None if defense is None else defense.to_dict()
-        key = content_key(module_digest(model), inputs, attack.params(), tag, state, self.seed, self.batch_size)
+        settings = (module_digest(model), attack.params(), tag, state, self.seed, self.batch_size)
+        batches, seconds = [], 0.0
+        for start in range(0, len(images), self.batch_size):
+            batch = slice(start, start + self.batch_size)
+            key = content_key(*settings[:1], tensor_digest(images[batch], targets[batch]), *settings[1:])
 
-        def craft() -> dict:
-            start = time.perf_counter()
-            crafted = craft_adversarial(model, images, targets, attack, self.batch_size, attack_model, desc=tag)
-            adversarial = torch.stack(crafted)
-            return {"adversarial": adversarial, "seconds": time.perf_counter() - start}
+            def craft(batch: slice = batch) -> dict:
+                begin = time.perf_counter()
+                crafted = craft_adversarial(
+                    model, images[batch], targets[batch], attack, self.batch_size, attack_model, desc=tag
+                )
+                return {"adversarial": torch.stack(crafted), "seconds": time.perf_counter() - begin}
 
-        record = cached(self.folder, Path(self.bundle).name, key, craft)
-        return record["adversarial"], float(record["seconds"])
+            record = cached(self.folder, Path(self.bundle).name, key, craft)
+            batches.append(record["adversarial"])
+            seconds += float(record["seconds"])
+        return torch.cat(batches), seconds
 
 
 def glaucoma_screening(
@@ -116,12 +123,15 @@ def glaucoma_screening(
     scores: dict[str, dict],
     data_root: str | None = None,
     limit: int | None = None,
+    calibration_split: str = "training",
+    calibration_data_root: str | None = None,
 ) -> dict:
-    """Table 3 analogue: the vertical CDR threshold maximising Youden's J on the training split, then sensitivity and
-    specificity of ``CDR >= threshold`` on ``split`` for every ``"{benign,adversarial}/<defense>"`` of ``scores``
-    (:func:`score_defense` outputs). Diagnoses come from the datalist's ``diagnosis`` (``"glaucomatous"``)."""
+    """Table 3 analogue: the vertical CDR threshold maximising Youden's J on the calibration split (``train_images``
+    are its images), then sensitivity and specificity of ``CDR >= threshold`` on ``split`` for every
+    ``"{benign,adversarial}/<defense>"`` of ``scores`` (:func:`score_defense` outputs). Diagnoses come from the
+    datalists' ``diagnosis`` (``"glaucomatous"``)."""
     datalist, _ = bundle_preprocessing(bundle, split, data_root=data_root, limit=limit)
-    train_list, _ = bundle_preprocessing(bundle, "training", data_root=data_root)
+    train_list, _ = bundle_preprocessing(bundle, calibration_split, data_root=calibration_data_root or data_root)
     positive = np.array([item["diagnosis"] == "glaucomatous" for item in datalist])
     train_positive = np.array([item["diagnosis"] == "glaucomatous" for item in train_list])
     # PIL-read 2D data is [C, W, H]: transpose so rows are the vertical axis
@@ -152,19 +162,24 @@ def reproduce_fr(
     batch_size: int = 4,
     seed: int = 0,
     cache_dir: str | os.PathLike = "/tmp/medsecure_fr_cache",
+    calibration_split: str = "training",
+    calibration_data_root: str | None = None,
 ) -> dict:
     """Run the study and write ``fr_reproduction.{json,md}`` into ``output`` (rewritten after each BPDA defense).
 
     Targets are other test images' masks (``OtherSampleMask(seed)``). BPDA attacks the first ``bpda_samples`` images
     through the defenses whose names start with the ``bpda_defenses`` prefixes (first match each, in that order): ASMA
     with ``attack``'s settings and, when ``bpda_pgd_steps > 0``, targeted Linf PGD in ``attack.max_linf`` with 1/255
-    steps. Returns the report (the JSON's content).
+    steps. Band statistics (ranked tables) and the CDR threshold come from ``calibration_split`` of
+    ``calibration_data_root`` (default: ``data_root``), so a test-only folder can be evaluated with calibration data
+    from elsewhere. Returns the report (the JSON's content).
     """
     if bpda_samples > 0 and bpda_pgd_steps > 0 and attack.max_linf is None:
         raise ValueError("PGD through BPDA needs the attack's Linf budget (max_linf); set one or bpda_pgd_steps=0")
     model = load_bundle_network(bundle)
-    train_images, _ = load_split_tensors(bundle, "training", data_root)
-    defenses = paper_defenses(train_images, f"{bundle}:training", auto_tables)
+    calibration_root = calibration_data_root or data_root
+    train_images, _ = load_split_tensors(bundle, calibration_split, calibration_root)
+    defenses = paper_defenses(train_images, f"{bundle}:{calibration_split}", auto_tables)
     images, labels = load_split_tensors(bundle, split, data_root, limit)
     targets = OtherSampleMask(list(labels), seed=seed)(labels)
     cache = AdversarialCache(cache_dir, bundle, seed, batch_size)
@@ -176,6 +191,7 @@ def reproduce_fr(
         "bundle": bundle,
         "weights_sha256_16": cache.weights,
         "split": split,
+        "calibration_split": calibration_split,
         "samples": len(images),
         "classes": list(classes),
         "attack": attack.params() | {"target": f"OtherSampleMask(seed={seed})"},
@@ -189,7 +205,9 @@ def reproduce_fr(
         },
     }
     if cdr:
-        report["screening"] = glaucoma_screening(model, bundle, split, train_images, scores, data_root, limit)
+        report["screening"] = glaucoma_screening(
+            model, bundle, split, train_images, scores, data_root, limit, calibration_split, calibration_root
+        )
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +276,7 @@ def fr_markdown(report: dict) -> str:
         lines += [
             "",
             f"Table 3 analogue: glaucoma screening by vertical CDR >= {sc['threshold_from_training']:.3f} "
-            f"(threshold maximising Youden's J on the training split: sensitivity "
+            f"(threshold maximising Youden's J on the {report.get('calibration_split', 'training')} split: sensitivity "
             f"{sc['training']['sensitivity']:.3f}, specificity {sc['training']['specificity']:.3f}).",
             "",
             "| condition | " + " | ".join(names) + " |",
