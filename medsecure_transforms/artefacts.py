@@ -11,7 +11,8 @@ Two layouts:
 
 Format names look like ``"medsecure.fft_detector"``; a class bumps its version when its layout changes. Readers
 raise ``ValueError`` naming the file, the expected and the found format/version. Writers write a temporary file in
-the target folder and rename it into place (``os.replace``), so a crash never leaves a half-written artefact.
+the target folder and rename it into place (``os.replace``), so a crash never leaves a half-written artefact;
+:func:`staged_file` and :func:`staged_folder` do the same for writers that need a file name or fill a folder.
 
 Readers take a ``build`` callable, the class's constructor or its ``from_state`` classmethod, so a loaded artefact
 is validated exactly like a constructed object; its ``ValueError``, ``TypeError`` or ``KeyError`` comes back as a
@@ -24,17 +25,81 @@ import json
 import os
 import pickle
 import secrets
-from collections.abc import Callable, Mapping
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import torch
 
-__all__ = ["atomic_write", "load_json", "load_torch", "save_json", "save_torch"]
+__all__ = ["atomic_write", "load_json", "load_torch", "save_json", "save_torch", "staged_file", "staged_folder"]
 
 T = TypeVar("T")
 HEADER = ("format", "version")
 TORCH_KEYS = {"format", "version", "config", "state"}
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    """A fresh hidden name next to ``path`` keeping its suffixes (``.x.nii.gz`` stays a NIfTI name)."""
+    return path.with_name(f".{tag}-{secrets.token_hex(4)}-{path.name}")
+
+
+@contextmanager
+def staged_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; when the block succeeds, rename it to ``path``, else remove it.
+
+    For writers that need a file name (NIfTI through nibabel, MONAI image writers); the parent folder is created
+    when missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _sibling(path, "partial")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def staged_folder(path: str | os.PathLike, keep_on_interrupt: bool = False) -> Iterator[Path]:
+    """Yield a new temporary sibling folder of ``path``; when the block succeeds it replaces ``path``.
+
+    An existing ``path`` is moved aside, the new folder renamed into place and the old one deleted. On an error the
+    temporary folder is deleted; on ``KeyboardInterrupt`` with ``keep_on_interrupt`` it is kept (its path is
+    printed) so an interrupted long run keeps what it measured.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = _sibling(path, "partial")
+    staging.mkdir()
+    try:
+        yield staging
+    except KeyboardInterrupt:
+        if keep_on_interrupt:
+            print(f"interrupted: partial results kept in {staging}")
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = _sibling(path, "old") if path.exists() or path.is_symlink() else None
+    if old is not None:
+        os.replace(path, old)
+    try:
+        os.replace(staging, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None and old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    elif old is not None:
+        old.unlink()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -43,20 +108,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     The parent folder is created when missing. On any error the temporary file is removed and ``path`` is left as
     it was. The file gets the permissions of a normally created one (``0o666`` less the umask).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with staged_file(path) as temporary, open(temporary, "xb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)
 
 
 def _check_header(path: str | os.PathLike, found: Mapping[str, Any], format: str, version: int) -> None:

@@ -2,18 +2,18 @@
 failing command leaves nothing behind.
 
 Byte outputs go through :func:`medsecure_transforms.artefacts.atomic_write`. Writers that need a file name (NIfTI
-through nibabel) write a temporary name next to the output, renamed into place by :func:`staged_file`; output
-folders are filled as a temporary sibling folder that :func:`staged_folder` renames into place at the end.
+through nibabel) write a temporary name next to the output, renamed into place by
+:func:`~medsecure_transforms.artefacts.staged_file`; output folders are filled as a temporary sibling folder that
+:func:`~medsecure_transforms.artefacts.staged_folder` renames into place at the end (both re-exported here).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
+
+from ..artefacts import staged_file, staged_folder
 
 __all__ = ["check_outputs", "staged_file", "staged_folder"]
 
@@ -49,61 +49,3 @@ def check_outputs(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | o
                 raise ValueError(f"output {output} is the input {source} or holds it; choose another output")
         if not overwrite and _occupied(output):
             raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
-
-
-def _sibling(path: Path, tag: str) -> Path:
-    """A fresh hidden name next to ``path`` keeping its suffixes (``.x.nii.gz`` stays a NIfTI name)."""
-    return path.with_name(f".{tag}-{secrets.token_hex(4)}-{path.name}")
-
-
-@contextmanager
-def staged_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; when the block succeeds, rename it to ``path``, else remove it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _sibling(path, "partial")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def staged_folder(path: str | os.PathLike, keep_on_interrupt: bool = False) -> Iterator[Path]:
-    """Yield a new temporary sibling folder of ``path``; when the block succeeds it replaces ``path``.
-
-    An existing ``path`` (allowed by :func:`check_outputs`) is moved aside, the new folder renamed into place and
-    the old one deleted. On an error the temporary folder is deleted; on ``KeyboardInterrupt`` with
-    ``keep_on_interrupt`` it is kept (its path is printed) so an interrupted long run keeps what it measured.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = _sibling(path, "partial")
-    staging.mkdir()
-    try:
-        yield staging
-    except KeyboardInterrupt:
-        if keep_on_interrupt:
-            print(f"interrupted: partial results kept in {staging}")
-        else:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = _sibling(path, "old") if path.exists() or path.is_symlink() else None
-    if old is not None:
-        os.replace(path, old)
-    try:
-        os.replace(staging, path)
-    except BaseException:
-        if old is not None:
-            os.replace(old, path)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if old is not None and old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    elif old is not None:
-        old.unlink()

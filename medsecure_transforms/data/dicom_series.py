@@ -13,8 +13,6 @@ data and raises :class:`DicomSeriesError` (a ``ValueError``) naming the file and
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,8 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from ..artefacts import staged_folder
 
 IDENTIFIER_KEYWORDS = (
     "PatientName",
@@ -391,9 +391,7 @@ def write_dicom_series(
     out = Path(directory)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DicomSeriesError(f"output {out} must be an empty or new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:  # replaces an empty ``out`` only once the series is whole
         for k in range(volume.shape[2]):
             ds = _slice_dataset(volume.shape, k, lps, spacing, row_cos, col_cos, modality, uid_seed)
             for keyword in (
@@ -420,12 +418,6 @@ def write_dicom_series(
             ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", f"{intercept:.10g}", "US"
             ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
             ds.save_as(staging / f"slice_{k:04d}.dcm", enforce_file_format=True)
-        if out.exists():
-            out.rmdir()  # empty (checked above); the rename below needs the name free
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [out / f"slice_{k:04d}.dcm" for k in range(volume.shape[2])]
 
 

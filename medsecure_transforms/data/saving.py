@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
-
 from monai.data import ImageWriter
 from monai.transforms import SaveImaged
+
+from ..artefacts import staged_file
 
 __all__ = ["AtomicSaveImaged", "atomic_image_writer"]
 
@@ -19,15 +17,8 @@ def atomic_image_writer(writer: type[ImageWriter]) -> type[ImageWriter]:
 
     class AtomicWriter(writer):
         def write(self, filename, verbose: bool = True, **kwargs):
-            final = Path(filename)
-            temporary = final.with_name(f".partial-{secrets.token_hex(4)}-{final.name}")
-            try:
-                result = super().write(str(temporary), verbose=verbose, **kwargs)
-                os.replace(temporary, final)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
-            return result
+            with staged_file(filename) as temporary:
+                return super().write(str(temporary), verbose=verbose, **kwargs)
 
     AtomicWriter.__name__ = AtomicWriter.__qualname__ = f"Atomic{writer.__name__}"
     return AtomicWriter
