@@ -96,11 +96,12 @@ class AdversarialCache:
         and targets), so an interrupted run loses at most the batch in progress and a rerun resumes after it.
         """
         state = None if defense is None else defense.to_dict()
-        settings = (module_digest(model), attack.params(), tag, state, self.seed, self.batch_size)
+        network = module_digest(model)  # once per call, not per batch
+        settings = (attack.params(), tag, state, self.seed, self.batch_size)
         batches, seconds = [], 0.0
         for start in range(0, len(images), self.batch_size):
             batch = slice(start, start + self.batch_size)
-            key = content_key(*settings[:1], tensor_digest(images[batch], targets[batch]), *settings[1:])
+            key = content_key(network, tensor_digest(images[batch], targets[batch]), *settings)
 
             def craft(batch: slice = batch) -> dict:
                 begin = time.perf_counter()
@@ -251,6 +252,12 @@ def _pct(values: Sequence[float]) -> str:
     return f"{100 * np.mean(values):.1f}±{100 * np.std(values):.1f}"
 
 
+def _table(head: str, names: Sequence[str], rows: dict[str, list[str]]) -> list[str]:
+    """Markdown table lines: a column of row labels under ``head``, one column per name; ``rows`` ``{label: cells}``."""
+    lines = [(f"| {head} | " if head else "| | ") + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    return lines + [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows.items()]
+
+
 def fr_markdown(report: dict) -> str:
     """The Markdown tables of a :func:`reproduce_fr` report: Tables 1-2, Table 3 analogue, BPDA (IoU in %)."""
     iou = report["iou"]
@@ -266,10 +273,14 @@ def fr_markdown(report: dict) -> str:
         f"{report['linf_mean']:.4f}, {report['attack_seconds_per_image']:.1f} s/image ({report['machine']}); "
         f"weights sha256[:16] {report['weights_sha256_16']}. IoU in %, mean±std over images.",
         "",
-        "| | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-        "| Table 1: benign IoU | " + " | ".join(_pct(iou[n]["benign_iou"]) for n in names) + " |",
-        "| Table 2: adversarial IoU (ASMA) | " + " | ".join(_pct(iou[n]["adversarial_iou"]) for n in names) + " |",
+        *_table(
+            "",
+            names,
+            {
+                "Table 1: benign IoU": [_pct(iou[n]["benign_iou"]) for n in names],
+                "Table 2: adversarial IoU (ASMA)": [_pct(iou[n]["adversarial_iou"]) for n in names],
+            },
+        ),
     ]
     if "screening" in report:
         sc = report["screening"]
@@ -279,13 +290,16 @@ def fr_markdown(report: dict) -> str:
             f"(threshold maximising Youden's J on the {report.get('calibration_split', 'training')} split: sensitivity "
             f"{sc['training']['sensitivity']:.3f}, specificity {sc['training']['specificity']:.3f}).",
             "",
-            "| condition | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
+            *_table(
+                "condition",
+                names,
+                {
+                    f"{cond} {metric}": [f"{100 * sc[f'{cond}/{n}'][metric]:.1f}" for n in names]
+                    for cond in ("benign", "adversarial")
+                    for metric in ("sensitivity", "specificity")
+                },
+            ),
         ]
-        for cond in ("benign", "adversarial"):
-            for metric in ("sensitivity", "specificity"):
-                cells = [sc[f"{cond}/{n}"] for n in names]
-                lines.append(f"| {cond} {metric} | " + " | ".join(f"{100 * c[metric]:.1f}" for c in cells) + " |")
         first = sc[f"benign/{names[0]}"]
         lines.append(f"\n({first['positives']} glaucomatous, {first['negatives']} normal test images.)")
     if report["bpda"]:
