@@ -76,16 +76,21 @@ def bundle_config(
         raise FileNotFoundError(f"bundle {folder.name!r} has no config {path}")
     parser = ConfigParser()
     parser.read_config(str(path))
-    meta = folder / "configs" / "metadata.json"
-    if meta.is_file():
-        parser.read_meta(str(meta))
-    parser["bundle_root"] = str(folder)
     if "data_root" in parser.config and (data_root is not None or _has_data_root()):
-        parser["data_root"] = str(resolve_data_root(data_root))
-    for key, value in overrides.items():
-        parser[key] = value
+        overrides = {"data_root": str(resolve_data_root(data_root)), **overrides}
+    _set_bundle_fields(parser, folder, overrides)
     parser.parse()
     return parser
+
+
+def _set_bundle_fields(parser: ConfigParser, folder: Path, overrides: Mapping[str, Any]) -> None:
+    """Read the bundle's ``configs/metadata`` into ``parser``, set ``bundle_root`` to ``folder``, then ``overrides``."""
+    meta = _config_file(folder / "configs", "metadata")
+    if meta is not None:
+        parser.read_meta(str(meta))
+    parser["bundle_root"] = str(folder)
+    for key, value in overrides.items():
+        parser[key] = value
 
 
 def _has_data_root() -> bool:
@@ -115,9 +120,7 @@ def load_bundle_network(name_or_path: str | os.PathLike, device: str | torch.dev
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"bundle {folder.name!r} has no trained weights at {weights}")
-    network = bundle_config(folder, "inference.json").get_parsed_content("network_def", instantiate=True)
-    network.load_state_dict(load_state_dict(weights, device))
-    return network.to(device).eval()
+    return BundleAdapter(folder, "inference.json", network_id="network_def", ckpt=weights, device=device).network
 
 
 def weights_digest(name_or_path: str | os.PathLike) -> str:
@@ -342,12 +345,7 @@ class BundleAdapter:
                 f"bundle {self.folder.name!r}: cannot merge {names} ({error}); an overlay such as a zoo "
                 "evaluate.json needs its base config first: ['train.json', 'evaluate.json']"
             ) from error
-        meta = _config_file(self.folder / "configs", "metadata")
-        if meta is not None:
-            self.parser.read_meta(str(meta))
-        self.parser["bundle_root"] = str(self.folder)
-        for key, value in (overrides or {}).items():
-            self.parser[key] = value
+        _set_bundle_fields(self.parser, self.folder, overrides or {})
         self.name = str(self.parser.get("_meta_#name", self.folder.name))
 
     def __repr__(self) -> str:
