@@ -29,9 +29,10 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import torch
+if TYPE_CHECKING:  # torch is imported where used, so the file helpers stay light (`medsecure --help`)
+    import torch
 
 __all__ = ["atomic_write", "load_json", "load_torch", "save_json", "save_torch", "staged_file", "staged_folder"]
 
@@ -168,6 +169,8 @@ def save_torch(
     Raises:
         TypeError: ``config`` is not JSON-serialisable or a ``state`` value is not a tensor.
     """
+    import torch
+
     plain = json.loads(json.dumps(dict(config)))
     bad = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
     if bad:
@@ -194,6 +197,8 @@ def load_torch(
         ValueError: not a torch file (or truncated, or holding objects ``weights_only`` refuses), not the
             ``{"format", "version", "config", "state"}`` layout, another format or version, or ``build`` refused it.
     """
+    import torch
+
     try:
         blob = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
